@@ -1,0 +1,28 @@
+"""User-facing errors and the thin CLI wrapper every stage script uses."""
+from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence
+
+
+class DatasetError(Exception):
+    """Bad input or params: reported as one line, exit status 1, no traceback."""
+
+
+def run_cli(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None) -> int:
+    """Run a stage's main(argv); turn DatasetError into a one-line message and exit 1."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        main(args)
+    except DatasetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def expect_args(argv: Sequence[str], names: Sequence[str], program: str) -> list[str]:
+    """Check the positional argument count; the usage line names them."""
+    if len(argv) != len(names):
+        usage = " ".join(names)
+        raise DatasetError(f"usage: python3 -m {program} {usage}")
+    return list(argv)

@@ -1,0 +1,309 @@
+"""params.yaml loaded into small typed dataclasses that check themselves.
+
+Every section is a string-keyed mapping (never a list) so that `dvc params diff` and
+`dvc exp show` show one row or column per value.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import yaml
+
+from .errors import DatasetError
+from .records import FIELDS
+
+SECTIONS = ("raw", "merge", "split")
+SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+SHARD_NAME = re.compile(r"([1-9][0-9]*)_of_([1-9][0-9]*)")
+HEX_DIGEST_LENGTHS = {"md5": 32, "sha256": 64}
+
+
+def _suggest(key: str, known: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
+
+
+def _mapping(value: object, where: str, known: tuple[str, ...] | None = None) -> dict:
+    """A string-keyed mapping, with unknown keys refused when ``known`` is given."""
+    if not isinstance(value, dict):
+        kind = "a list" if isinstance(value, list) else repr(value)
+        raise DatasetError(f"{where} must be a mapping of names to values, not {kind}")
+    for key in value:
+        if not isinstance(key, str):
+            raise DatasetError(f"{where}: key {key!r} must be a string; quote it in params.yaml")
+        if known is not None and key not in known:
+            raise DatasetError(f"{where}: unknown key '{key}'{_suggest(key, known)}")
+    return value
+
+
+def _integer(value: object, where: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DatasetError(f"{where} must be an integer, not {value!r}")
+    if value < minimum:
+        raise DatasetError(f"{where} must be at least {minimum}, not {value}")
+    return value
+
+
+def _boolean(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise DatasetError(f"{where} must be true or false, not {value!r}")
+    return value
+
+
+def _string(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise DatasetError(f"{where} must be a non-empty string, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """The built-in synthetic sample: ``records`` records generated from ``seed``."""
+
+    records: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One source: exactly one of a local ``path``, a pinned ``url`` or the built-in ``sample``."""
+
+    name: str
+    path: str | None = None
+    url: str | None = None
+    md5: str | None = None
+    sha256: str | None = None
+    sample: SampleSpec | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    number_records: bool = False
+
+    KEYS = ("path", "url", "md5", "sha256", "sample", "fields", "number_records")
+
+    def __post_init__(self) -> None:
+        where = f"raw.sources.{self.name}"
+        if not SOURCE_NAME.fullmatch(self.name):
+            raise DatasetError(f"raw.sources: source name '{self.name}' must use only letters, digits, '_' and "
+                               "'-' (it names a file under data/raw/)")
+        kinds = [kind for kind in ("path", "url", "sample") if getattr(self, kind) is not None]
+        if len(kinds) != 1:
+            raise DatasetError(f"{where}: give exactly one of path, url or sample (found: {', '.join(kinds) or 'none'})")
+        pins = [name for name in HEX_DIGEST_LENGTHS if getattr(self, name) is not None]
+        if self.url is not None and len(pins) != 1:
+            raise DatasetError(f"{where}: a url source needs exactly one checksum, md5 or sha256, to pin its bytes")
+        if self.url is None and pins:
+            raise DatasetError(f"{where}: {pins[0]} pins a download; only url sources take it")
+        for name in pins:
+            digest = getattr(self, name)
+            if not re.fullmatch(rf"[0-9a-f]{{{HEX_DIGEST_LENGTHS[name]}}}", digest):
+                raise DatasetError(f"{where}.{name} must be {HEX_DIGEST_LENGTHS[name]} lowercase hex digits")
+        targets = list(self.fields.values())
+        for source_field, target in self.fields.items():
+            if target not in FIELDS:
+                raise DatasetError(f"{where}.fields.{source_field}: '{target}' is not a record field; "
+                                   f"use one of {', '.join(FIELDS)}")
+            if targets.count(target) > 1:
+                raise DatasetError(f"{where}.fields: two source fields are renamed to '{target}'")
+
+    @property
+    def kind(self) -> str:
+        return "path" if self.path is not None else "url" if self.url is not None else "sample"
+
+    @property
+    def pin(self) -> tuple[str, str]:
+        """(algorithm, hex digest) of a url source."""
+        return ("md5", self.md5) if self.md5 is not None else ("sha256", self.sha256)
+
+    @classmethod
+    def parse(cls, name: object, value: object) -> "SourceSpec":
+        where = f"raw.sources.{name}"
+        spec = _mapping(value, where, cls.KEYS)
+        sample = None
+        if "sample" in spec:
+            sample_spec = _mapping(spec["sample"], f"{where}.sample", ("records", "seed"))
+            sample = SampleSpec(
+                records=_integer(sample_spec.get("records"), f"{where}.sample.records", 1),
+                seed=_integer(sample_spec.get("seed", 0), f"{where}.sample.seed", 0),
+            )
+        fields = _mapping(spec.get("fields", {}), f"{where}.fields")
+        return cls(
+            name=str(name),
+            path=_string(spec["path"], f"{where}.path") if "path" in spec else None,
+            url=_string(spec["url"], f"{where}.url") if "url" in spec else None,
+            md5=_string(spec["md5"], f"{where}.md5") if "md5" in spec else None,
+            sha256=_string(spec["sha256"], f"{where}.sha256") if "sha256" in spec else None,
+            sample=sample,
+            fields={key: _string(target, f"{where}.fields.{key}") for key, target in fields.items()},
+            number_records=_boolean(spec.get("number_records", False), f"{where}.number_records"),
+        )
+
+
+@dataclass(frozen=True)
+class RawParams:
+    sources: tuple[SourceSpec, ...]
+
+    @classmethod
+    def parse(cls, value: object) -> "RawParams":
+        section = _mapping(value, "raw", ("sources",))
+        sources = _mapping(section.get("sources"), "raw.sources")
+        if not sources:
+            raise DatasetError("raw.sources is empty; name at least one source")
+        return cls(tuple(SourceSpec.parse(name, spec) for name, spec in sources.items()))
+
+
+@dataclass(frozen=True)
+class MergeParams:
+    drop_duplicates: bool = False
+
+    @classmethod
+    def parse(cls, value: object) -> "MergeParams":
+        section = _mapping(value, "merge", ("drop_duplicates",))
+        return cls(_boolean(section.get("drop_duplicates", False), "merge.drop_duplicates"))
+
+
+@dataclass(frozen=True)
+class ShardRange:
+    """Shard ``number`` of ``count``: the half-open range [start, stop) of merged indices."""
+
+    name: str
+    number: int
+    count: int
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+def shard_name(number: int, count: int) -> str:
+    return f"{number}_of_{count}"
+
+
+def _parse_shard(name: object, value: object, count: int) -> ShardRange:
+    where = f"split.shards.{name}"
+    text = str(name)
+    match = SHARD_NAME.fullmatch(text)
+    if not match:
+        raise DatasetError(
+            f"split.shards: shard name {text!r} must be K_of_N (like '1_of_{count}'); it names the file "
+            "data/shards/databricks-dolly-16k-line_ja-K_of_N.jsonl, so no path separators or '..'"
+        )
+    number, of = int(match.group(1)), int(match.group(2))
+    if of != count or number > count:
+        raise DatasetError(f"split.shards: shard '{text}' does not fit split.count {count}; "
+                           f"name the shards 1_of_{count} ... {count}_of_{count}")
+    spec = _mapping(value, where, ("start", "stop"))
+    for key in ("start", "stop"):
+        if key not in spec:
+            raise DatasetError(f"{where}: '{key}' is missing; give each shard start and stop")
+    start = _integer(spec["start"], f"{where}.start", 0)
+    stop = _integer(spec["stop"], f"{where}.stop", 0)
+    if start >= stop:
+        raise DatasetError(f"{where}: start {start} must be below stop {stop} (ranges are half-open [start, stop))")
+    return ShardRange(text, number, count, start, stop)
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    """``count`` shards whose ranges are ordered, disjoint and (unless ``allow_gaps``) contiguous from 0."""
+
+    count: int
+    shards: tuple[ShardRange, ...]
+    allow_gaps: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.shards) != self.count:
+            raise DatasetError(f"split.count is {self.count} but split.shards names {len(self.shards)} shards; "
+                               "make them agree (python3 -m src.reshard N rewrites both)")
+        expected_stop = 0
+        previous = None
+        for shard in self.shards:
+            if previous is not None and shard.start < previous.stop:
+                raise DatasetError(
+                    f"split.shards: shard '{shard.name}' [{shard.start}, {shard.stop}) overlaps shard "
+                    f"'{previous.name}' [{previous.start}, {previous.stop}) on records {shard.start}.."
+                    f"{min(previous.stop, shard.stop) - 1}; start '{shard.name}' at {previous.stop} or later"
+                )
+            if shard.start > expected_stop and not self.allow_gaps:
+                after = f"after shard '{previous.name}'" if previous else "before the first shard"
+                raise DatasetError(
+                    f"split.shards: records {expected_stop}..{shard.start - 1} are in no shard (gap {after}, "
+                    f"before '{shard.name}'); start '{shard.name}' at {expected_stop} or set split.allow_gaps: true"
+                )
+            expected_stop, previous = shard.stop, shard
+
+    @classmethod
+    def parse(cls, value: object) -> "SplitParams":
+        section = _mapping(value, "split", ("count", "shards", "allow_gaps"))
+        count = _integer(section.get("count"), "split.count", 1)
+        shards = _mapping(section.get("shards"), "split.shards")
+        ranges = sorted((_parse_shard(name, spec, count) for name, spec in shards.items()),
+                        key=lambda shard: shard.number)
+        numbers = [shard.number for shard in ranges]
+        if len(set(numbers)) != len(numbers):
+            raise DatasetError("split.shards: a shard number appears twice; name the shards 1_of_N ... N_of_N")
+        return cls(count, tuple(ranges), _boolean(section.get("allow_gaps", False), "split.allow_gaps"))
+
+    def check_records(self, records: int) -> None:
+        """Check the ranges against the merged data's record count."""
+        last = self.shards[-1]
+        if last.stop > records:
+            raise DatasetError(f"split.shards.{last.name}: stop {last.stop} is past the end of the merged data "
+                               f"({records} records); set it to at most {records}")
+        if last.stop < records and not self.allow_gaps:
+            raise DatasetError(f"split.shards: records {last.stop}..{records - 1} are in no shard (after "
+                               f"'{last.name}'); set its stop to {records} or set split.allow_gaps: true")
+
+    def shard(self, name: str) -> ShardRange:
+        for shard in self.shards:
+            if shard.name == name:
+                return shard
+        raise DatasetError(f"split.shards has no shard '{name}'; known: {', '.join(s.name for s in self.shards)}")
+
+
+@dataclass(frozen=True)
+class Params:
+    raw: RawParams
+    merge: MergeParams
+    split: SplitParams
+
+
+def read_params_file(path: Path) -> dict:
+    """params.yaml as plain data (yaml.safe_load only); typos of section names are refused."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: params file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: cannot read ({error})") from None
+    return parse_params_text(text, path)
+
+
+def parse_params_text(text: str, path: Path) -> dict:
+    """The params document in ``text``; ``path`` names it in errors."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise DatasetError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    document = _mapping(document, str(path))
+    for key in document:
+        if key not in SECTIONS and difflib.get_close_matches(key, SECTIONS, n=1, cutoff=0.6):
+            raise DatasetError(f"{path}: unknown top-level key '{key}'{_suggest(key, SECTIONS)}")
+    for key in SECTIONS:
+        if key not in document:
+            raise DatasetError(f"{path}: section '{key}' is missing")
+    return document
+
+
+def load_params(path: Path) -> Params:
+    document = read_params_file(path)
+    return Params(
+        raw=RawParams.parse(document["raw"]),
+        merge=MergeParams.parse(document["merge"]),
+        split=SplitParams.parse(document["split"]),
+    )

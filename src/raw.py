@@ -1,0 +1,45 @@
+"""Stage raw: write each source as canonical, validated JSON Lines under data/raw/.
+
+Usage: python3 -m src.raw PARAMS DVC_YAML DOWNLOADS OUT_DIR
+OUT_DIR gets one NAME.jsonl per source plus sources.json, which records their order for merge.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from .errors import DatasetError, expect_args, run_cli
+from .jsonl import atomic_directory, dumps_line, write_json
+from .params import load_params
+from .records import RAW_MANIFEST
+from .sources import check_declared, source_records
+
+
+def raw_stage_deps(dvc_yaml: Path) -> list[str]:
+    try:
+        stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
+        return [str(dep) for dep in stages["raw"].get("deps", [])]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        raise DatasetError(f"{dvc_yaml}: cannot read the raw stage's deps") from None
+
+
+def main(argv: Sequence[str]) -> None:
+    params_path, dvc_yaml, downloads, out_dir = expect_args(argv, ("PARAMS", "DVC_YAML", "DOWNLOADS", "OUT_DIR"),
+                                                            "src.raw")
+    specs = load_params(Path(params_path)).raw.sources
+    check_declared(specs, raw_stage_deps(Path(dvc_yaml)))
+    manifest = {}
+    with atomic_directory(Path(out_dir)) as staging:
+        for spec in specs:
+            count = 0
+            with (staging / f"{spec.name}.jsonl").open("wb") as stream:
+                for count, record in enumerate(source_records(spec, Path(downloads)), 1):
+                    stream.write(dumps_line(record))
+            manifest[spec.name] = {"kind": spec.kind, "records": count}
+        write_json(staging / RAW_MANIFEST, {"sources": manifest})
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

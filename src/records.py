@@ -1,0 +1,278 @@
+"""Records in the databricks-dolly-15k-ja schema: reading sources as streams, and validation.
+
+Rules (README "Input rules"): a UTF-8 BOM is stripped and CRLF line endings are read as LF
+(both repaired); everything else that is wrong stops the run with a one-line error naming the
+file and the line or record number.
+"""
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import BinaryIO, Iterator, Mapping
+
+from .errors import DatasetError
+
+FIELDS = ("index", "instruction", "input", "output", "category")
+NON_EMPTY_FIELDS = ("instruction", "output")
+CATEGORIES = (
+    "open_qa",
+    "general_qa",
+    "classification",
+    "closed_qa",
+    "brainstorming",
+    "information_extraction",
+    "summarization",
+    "creative_writing",
+)
+# The raw stage writes NAME.jsonl per source plus this manifest of their order and counts.
+RAW_MANIFEST = "sources.json"
+CHUNK_BYTES = 1 << 20
+# A record larger than this is reported instead of read on (bounds memory on garbage input).
+MAX_RECORD_CHARS = 16 << 20
+
+
+class SeenSet:
+    """A set of digests kept in a temporary on-disk SQLite table, so memory stays flat."""
+
+    def __init__(self) -> None:
+        # "" opens a private temporary database that SQLite deletes when it is closed.
+        self._db = sqlite3.connect("")
+        self._db.execute("PRAGMA cache_size = -8192")
+        self._db.execute("CREATE TABLE seen (digest BLOB PRIMARY KEY) WITHOUT ROWID")
+
+    def add(self, *parts: str) -> bool:
+        """Add the digest of ``parts``; return False when it was already present."""
+        digest = hashlib.blake2b("\x00".join(parts).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (digest,))
+        return cursor.rowcount == 1
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "SeenSet":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _type_name(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def validate_record(obj: object, where: str, renames: Mapping[str, str] | None = None,
+                    index: str | None = None) -> dict:
+    """Return the canonical record (FIELDS, in order) or raise DatasetError naming ``where``.
+
+    ``renames`` maps a source's field names to canonical ones (e.g. context -> input);
+    ``index``, when given, numbers a source that has no index field of its own.
+    """
+    if not isinstance(obj, dict):
+        raise DatasetError(f"{where}: expected a JSON object with fields {', '.join(FIELDS)}, got {_type_name(obj)}")
+    if renames:
+        obj = {renames.get(key, key): value for key, value in obj.items()}
+    if index is not None:
+        obj = {**obj, "index": index}
+    record = {}
+    for field in FIELDS:
+        if field not in obj:
+            raise DatasetError(f"{where}: field '{field}' is missing; every record needs {', '.join(FIELDS)}")
+        value = obj[field]
+        if not isinstance(value, str):
+            raise DatasetError(f"{where}: field '{field}' is {_type_name(value)}; it must be a string")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DatasetError(
+                f"{where}: field '{field}' holds a lone surrogate escape (\\ud800-\\udfff) that is not valid "
+                "UTF-8; fix or remove that escape"
+            ) from None
+        record[field] = value
+    for field in NON_EMPTY_FIELDS:
+        if not record[field].strip():
+            raise DatasetError(f"{where}: field '{field}' is empty; '{field}' must have text")
+    if not record["index"].strip():
+        raise DatasetError(f"{where}: field 'index' is empty; give every record an index")
+    if record["category"] not in CATEGORIES:
+        raise DatasetError(
+            f"{where}: category '{record['category']}' is unknown; use one of {', '.join(CATEGORIES)}"
+        )
+    return record
+
+
+class _Utf8Text:
+    """Decode a byte stream chunk by chunk (strict UTF-8), strip a leading BOM, count lines."""
+
+    def __init__(self, stream: BinaryIO, name: str) -> None:
+        self._stream = stream
+        self._name = name
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._first = True
+        self.lines_read = 0  # newlines in the text returned so far
+        self.eof = False
+
+    def read(self) -> str:
+        chunk = self._stream.read(CHUNK_BYTES)
+        self.eof = not chunk
+        try:
+            text = self._decoder.decode(chunk, final=self.eof)
+        except UnicodeDecodeError as error:
+            line = self.lines_read + chunk[: max(error.start, 0)].count(b"\n") + 1
+            raise DatasetError(f"{self._name}:{line}: invalid UTF-8 bytes; save the file as UTF-8") from None
+        if self._first and text:
+            self._first = False
+            text = text.removeprefix("\ufeff")
+        self.lines_read += text.count("\n")
+        return text
+
+
+_WHITESPACE = " \t\r\n"
+
+
+def _iter_json_array(stream: BinaryIO, name: str) -> Iterator[tuple[str, object]]:
+    """Stream the elements of a top-level JSON array, each with a 'file:line record N' location."""
+    text = _Utf8Text(stream, name)
+    decoder = json.JSONDecoder()
+    buffer, position, buffer_line = text.read(), 0, 1  # buffer_line: line number of buffer[0]
+
+    def line_at(offset: int) -> int:
+        return buffer_line + buffer.count("\n", 0, offset)
+
+    def refill() -> bool:
+        nonlocal buffer, position, buffer_line
+        if text.eof:
+            return False
+        buffer_line = line_at(position)
+        buffer, position = buffer[position:] + text.read(), 0
+        return True
+
+    def next_token() -> str:
+        """Skip whitespace; return the next character, or '' at the end of the file."""
+        nonlocal position
+        while True:
+            while position < len(buffer) and buffer[position] in _WHITESPACE:
+                position += 1
+            if position < len(buffer):
+                return buffer[position]
+            if not refill():
+                return ""
+
+    if next_token() != "[":
+        raise AssertionError("caller checked the leading '['")
+    position += 1
+    number = 0
+    if next_token() == "]":
+        position += 1
+    else:
+        while True:
+            token = next_token()
+            if token == "":
+                raise DatasetError(f"{name}:{line_at(position)}: the JSON array is truncated (no closing ']')")
+            start_line = line_at(position)
+            while True:
+                try:
+                    value, end = decoder.raw_decode(buffer, position)
+                    break
+                except json.JSONDecodeError as error:
+                    if len(buffer) - position < MAX_RECORD_CHARS and refill():
+                        continue
+                    truncated = error.pos >= len(buffer) - 1 and text.eof
+                    what = "truncated" if truncated else f"malformed ({error.msg})"
+                    raise DatasetError(
+                        f"{name}:{line_at(error.pos)}: record {number + 1} is {what}; fix the JSON there"
+                    ) from None
+            position = end
+            number += 1
+            yield f"{name}:{start_line} (record {number})", value
+            token = next_token()
+            if token == ",":
+                position += 1
+                if next_token() == "]":
+                    raise DatasetError(f"{name}:{line_at(position)}: trailing comma before ']'; remove it")
+                continue
+            if token == "]":
+                position += 1
+                break
+            if token == "":
+                raise DatasetError(f"{name}:{line_at(position)}: the JSON array is truncated (no closing ']')")
+            raise DatasetError(f"{name}:{line_at(position)}: expected ',' or ']' after record {number}, "
+                               f"found {token!r}; fix the JSON there")
+    if next_token() != "":
+        raise DatasetError(f"{name}:{line_at(position)}: unexpected data after the JSON array; remove it")
+
+
+def _iter_json_lines(stream: BinaryIO, name: str) -> Iterator[tuple[str, object]]:
+    """Stream JSON Lines: one object per line; CRLF and a BOM are repaired, blank lines inside refused."""
+    blank_line = 0
+    for line_number, raw in enumerate(stream, 1):
+        if line_number == 1:
+            raw = raw.removeprefix(codecs.BOM_UTF8)
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DatasetError(f"{name}:{line_number}: invalid UTF-8 bytes; save the file as UTF-8") from None
+        if not line.strip(_WHITESPACE):
+            blank_line = blank_line or line_number
+            continue
+        if blank_line:
+            raise DatasetError(f"{name}:{blank_line}: blank line inside JSON Lines; remove it")
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DatasetError(
+                f"{name}:{line_number}: malformed JSON ({error.msg}, column {error.colno}); "
+                "each line must hold one complete JSON object"
+            ) from None
+        yield f"{name}:{line_number}", value
+
+
+def iter_source_file(path: Path, name: str | None = None) -> Iterator[tuple[str, object]]:
+    """Stream (location, value) from a JSON array or JSON Lines file, chosen by content.
+
+    ``name`` is how errors refer to the file (default: its path).
+    """
+    name = name or str(path)
+    try:
+        stream = path.open("rb")
+    except FileNotFoundError:
+        raise DatasetError(f"{name}: file not found; check the source's path") from None
+    except OSError as error:
+        raise DatasetError(f"{name}: cannot open ({error.strerror})") from None
+    with stream:
+        head = stream.read(4096).removeprefix(codecs.BOM_UTF8)
+        first = head.lstrip(b" \t\r\n")[:1]
+        while not first and head:
+            head = stream.read(CHUNK_BYTES)
+            first = head.lstrip(b" \t\r\n")[:1]
+        stream.seek(0)
+        if not first:
+            raise DatasetError(f"{name}: the file is empty; it must hold a JSON array of records or JSON Lines")
+        if first == b"[":
+            reader = _iter_json_array
+        elif first == b"{":
+            reader = _iter_json_lines
+        else:
+            raise DatasetError(
+                f"{name}: expected a JSON array of records or JSON Lines objects, but the file starts with "
+                f"{first.decode('utf-8', 'replace')!r}"
+            )
+        yield from reader(stream, name)
+
+
+def iter_validated(values: Iterator[tuple[str, object]], source: str, renames: Mapping[str, str] | None = None,
+                   number_records: bool = False) -> Iterator[dict]:
+    """Validate a stream of (location, value); refuse duplicate indexes and an empty source."""
+    count = 0
+    with SeenSet() as indexes:
+        for count, (where, value) in enumerate(values, 1):
+            record = validate_record(value, where, renames, str(count - 1) if number_records else None)
+            if not indexes.add(record["index"]):
+                raise DatasetError(f"{where}: index '{record['index']}' appears twice in source '{source}'; "
+                                   "give every record its own index")
+            yield record
+    if count == 0:
+        raise DatasetError(f"source '{source}' holds no records")

@@ -1,0 +1,26 @@
+"""Fixtures shared by unit and end-to-end tests."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The real 15,015-record dataset, beside the project (never copied into it).
+REAL_DATA = Path("../shared/data/databricks-dolly-15k-ja.json")
+REAL_DATA_SHA256 = "f46b9fec4a8b02b5de2c0692d5d34cd43c406285796a5050957d1c5cea3581a5"
+REAL_DATA_MD5 = "87690755a1bb0e84ea1dfd6ca266e8a1"
+REAL_DATA_RECORDS = 15015
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """Absolute path of the real dataset: skipped where absent (a user's clone), a failure under CI."""
+    path = (PROJECT_ROOT / REAL_DATA).resolve()
+    if not path.is_file():
+        message = f"the real dataset {REAL_DATA} is not beside the project"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI must have it)")
+        pytest.skip(message)
+    return path
