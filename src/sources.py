@@ -44,6 +44,9 @@ def download(spec: SourceSpec, downloads: Path) -> Path:
                     f"{where}: {spec.url} has {algorithm} {digest.hexdigest()} but params pin {expected}; "
                     f"if the file changed on purpose, update {where}.{algorithm}"
                 )
+    except urllib.error.HTTPError as error:
+        raise DatasetError(f"{where}: cannot download {spec.url} (HTTP {error.code} {error.reason}); "
+                           "check the url") from None
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", None) or error
         raise DatasetError(f"{where}: cannot download {spec.url} ({reason}); check the network or the url, "

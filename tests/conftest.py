@@ -24,3 +24,20 @@ def real_data() -> Path:
             pytest.fail(message + " (CI must have it)")
         pytest.skip(message)
     return path
+
+
+def readme_commands() -> list[str]:
+    """Every command line in the README's ```sh blocks, in order."""
+    commands, in_block = [], False
+    for line in (PROJECT_ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            in_block = line.strip() == "```sh" if not in_block else False
+        elif in_block and line.strip() and not line.lstrip().startswith("#"):
+            commands.append(line.strip())
+    return commands
+
+
+def readme_command(command: str) -> str:
+    """``command``, checked to be shown in the README: tests run README commands verbatim."""
+    assert command in readme_commands(), f"README no longer shows: {command}"
+    return command

@@ -60,6 +60,10 @@ class Repo:
     def git(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return self.run("git", *args, **kwargs)
 
+    def sh(self, command: str, **kwargs) -> subprocess.CompletedProcess:
+        """A shell command line exactly as a user types it (README commands)."""
+        return self.run("bash", "-c", command, **kwargs)
+
     def python(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return self.run(sys.executable, *args, **kwargs)
 
@@ -71,7 +75,7 @@ class Repo:
 
     def commit(self, message: str) -> None:
         self.git("add", "-A")
-        self.git("commit", "-q", "-m", message)
+        self.git("commit", "-q", "--allow-empty", "-m", message)
 
     def clone(self, destination: Path) -> "Repo":
         """A git clone beside this repository (so the default local DVC remote is shared)."""

@@ -1,0 +1,55 @@
+"""dvc.yaml itself: every stage depends on exactly the src modules it runs, and every path it reads or writes."""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def local_imports(module: str) -> set[str]:
+    """The src modules ``module`` imports, transitively, itself included (as src/NAME.py paths)."""
+    seen: set[str] = set()
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        tree = ast.parse((ROOT / "src" / f"{name}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                pending.append(node.module)
+    return {f"src/{name}.py" for name in seen}
+
+
+def stages() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+
+
+def test_each_stage_depends_on_exactly_the_code_it_runs() -> None:
+    for name, stage in stages().items():
+        stage = stage.get("do", stage)
+        module = re.match(r"python3 -m src\.(\w+) ", stage["cmd"]).group(1)
+        assert module == name, "one script per stage, named after the stage"
+        code_deps = {dep for dep in stage["deps"] if dep.startswith("src/")}
+        assert code_deps == local_imports(module), name
+
+
+def test_every_data_path_in_a_command_is_a_declared_dep_or_out() -> None:
+    for name, stage in stages().items():
+        stage = stage.get("do", stage)
+        declared = set(stage["deps"]) | {out for key in ("outs", "metrics") for out in stage.get(key, [])}
+        paths = [arg for arg in stage["cmd"].split() if arg.startswith(("data/", "metrics/"))]
+        assert paths and set(paths) <= declared, name
+
+
+def test_shard_params_are_declared_per_shard_so_dvc_lock_records_them() -> None:
+    split = stages()["split"]
+    assert split["foreach"] == "${split.shards}"
+    assert split["do"]["params"] == ["split.count", "split.allow_gaps", "split.shards.${key}.start",
+                                     "split.shards.${key}.stop"]
+    assert split["do"]["outs"] == ["data/shards/databricks-dolly-16k-line_ja-${key}.jsonl"]

@@ -1,0 +1,75 @@
+"""The line format and atomic outputs."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from src.jsonl import atomic_directory, atomic_file, count_lines, dumps_line, iter_lines, shard_line
+
+AWKWARD_TEXTS = ["", "富士山は日本一高い山です。", 'quote " and backslash \\', "tab\tnew\nline\rreturn",
+                 "line separator \u2028 and paragraph \u2029", "emoji 🗻 and NUL \x00", "/ slash <b>&amp;</b>"]
+
+
+@pytest.mark.parametrize("text", AWKWARD_TEXTS)
+def test_shard_line_is_exactly_json_dumps_with_default_separators(text: str) -> None:
+    record = {"index": "9", "category": "open_qa", "output": text + "o", "input": text, "instruction": "i" + text}
+    expected = json.dumps({"instruction": "i" + text, "input": text, "output": text + "o"}, ensure_ascii=False)
+    assert shard_line(record) == (expected + "\n").encode("utf-8")
+
+
+def test_shard_line_bytes_for_a_known_record() -> None:
+    line = shard_line({"instruction": "山は？", "input": "", "output": "富士\n山", "category": "open_qa"})
+    assert line == '{"instruction": "山は？", "input": "", "output": "富士\\n山"}\n'.encode("utf-8")
+    assert not line.startswith(b"\xef\xbb\xbf")
+
+
+def test_iter_lines_splits_on_newline_only_not_on_unicode_line_separators(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(dumps_line({"a": "x\u2028y\x85z"}) + dumps_line({"a": "2"}))
+    assert [json.loads(line) for line in iter_lines(path)] == [{"a": "x\u2028y\x85z"}, {"a": "2"}]
+    assert count_lines(path) == 2
+
+
+def test_atomic_file_replaces_only_on_success_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "shard.jsonl"
+    with atomic_file(target) as stream:
+        stream.write(b"old\n")
+    with pytest.raises(RuntimeError):
+        with atomic_file(target) as stream:
+            stream.write(b"partial")
+            raise RuntimeError("killed mid-write")
+    assert target.read_bytes() == b"old\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["shard.jsonl"]
+    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
+
+
+def test_atomic_file_sweeps_temporaries_left_by_a_killed_run(tmp_path: Path) -> None:
+    (tmp_path / ".shard.jsonl.abc123.tmp").write_bytes(b"partial from a SIGKILLed run")
+    (tmp_path / ".other.jsonl.abc123.tmp").write_bytes(b"not ours")
+    with atomic_file(tmp_path / "shard.jsonl") as stream:
+        stream.write(b"new\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.jsonl.abc123.tmp", "shard.jsonl"]
+
+
+def test_atomic_directory_swaps_whole_directories(tmp_path: Path) -> None:
+    target = tmp_path / "raw"
+    with atomic_directory(target) as staging:
+        (staging / "a.jsonl").write_bytes(b"1\n")
+    with pytest.raises(RuntimeError):
+        with atomic_directory(target) as staging:
+            (staging / "b.jsonl").write_bytes(b"half")
+            raise RuntimeError("bad source")
+    assert sorted(p.name for p in target.iterdir()) == ["a.jsonl"]
+    with atomic_directory(target) as staging:
+        (staging / "c.jsonl").write_bytes(b"3\n")
+    assert sorted(p.name for p in target.iterdir()) == ["c.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask

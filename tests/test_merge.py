@@ -1,0 +1,57 @@
+"""Stage merge: order, new contiguous indexes, provenance, duplicate counting and dropping."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from src.jsonl import dumps_line
+from src.merge import DuplicateCounts, main, merge_records
+from src.records import RAW_MANIFEST
+
+
+def record(index: str, instruction: str, output: str, input: str = "", category: str = "open_qa") -> dict:
+    return {"index": index, "instruction": instruction, "input": input, "output": output, "category": category}
+
+
+BASE = [record("a", "山は？", "富士山"), record("b", "川は？", "信濃川"), record("c", "山は？", "富士山")]
+ADDITIONS = [record("0", "山は？", "富士山", category="general_qa"), record("1", "山は？", "高尾山"),
+             record("2", "湖は？", "琵琶湖", input="日本の湖")]
+
+
+@pytest.mark.parametrize("drop, kept", [(False, [0, 1, 2, 3, 4, 5]), (True, [0, 1, 4, 5])])
+def test_merge_renumbers_keeps_provenance_and_counts_duplicates(drop: bool, kept: list[int]) -> None:
+    counts = DuplicateCounts()
+    merged = list(merge_records([("base", BASE), ("additions", ADDITIONS)], drop, counts))
+    originals = [("base", r) for r in BASE] + [("additions", r) for r in ADDITIONS]
+    assert merged == [
+        {"index": str(number), **{k: originals[position][1][k] for k in ("instruction", "input", "output", "category")},
+         "source": originals[position][0], "source_index": originals[position][1]["index"]}
+        for number, position in enumerate(kept)
+    ]
+    # "c" and "0" repeat "a"'s shard line; "1" repeats only its prompt.
+    assert counts == DuplicateCounts(exact=2, same_prompt=3, dropped=2 if drop else 0)
+
+
+def test_merge_stage_writes_merged_lines_and_metrics(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name, records in (("base", BASE), ("additions", ADDITIONS)):
+        (raw / f"{name}.jsonl").write_bytes(b"".join(dumps_line(r) for r in records))
+    (raw / RAW_MANIFEST).write_text(json.dumps({"sources": {"base": {"records": 3}, "additions": {"records": 3}}}))
+    params = tmp_path / "params.yaml"
+    params.write_text(Path("params.yaml").read_text(encoding="utf-8").replace("drop_duplicates: false",
+                                                                              "drop_duplicates: true"))
+    merged, metrics = tmp_path / "merged" / "m.jsonl", tmp_path / "metrics" / "merge.json"
+    main([str(params), str(raw), str(merged), str(metrics)])
+
+    lines = merged.read_bytes().splitlines(keepends=True)
+    assert lines[0] == ('{"index": "0", "instruction": "山は？", "input": "", "output": "富士山", '
+                        '"category": "open_qa", "source": "base", "source_index": "a"}\n').encode("utf-8")
+    assert [json.loads(line)["source_index"] for line in lines] == ["a", "b", "1", "2"]
+    summary = json.loads(metrics.read_text())
+    assert summary["records"] == 4
+    assert summary["sources"] == {"base": 2, "additions": 2}
+    assert summary["duplicates"] == {"exact": 2, "same_prompt": 3, "dropped": 2}
+    assert summary["categories"]["open_qa"] == 4 and summary["with_input"] == 1

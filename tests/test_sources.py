@@ -1,0 +1,116 @@
+"""Sources: pinned url downloads against a real HTTP server on 127.0.0.1, and declared path deps."""
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from src.errors import DatasetError
+from src.params import SourceSpec
+from src.sources import check_declared, download, source_records
+from tests.conftest import REAL_DATA_MD5, REAL_DATA_RECORDS, REAL_DATA_SHA256
+
+
+class FileServer:
+    """A loopback HTTP server for one directory that counts the requests it answers."""
+
+    def __init__(self, directory: Path) -> None:
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                server.requests.append(self.path)
+
+        handler = functools.partial(Handler, directory=str(directory))
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread.start()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(real_data: Path) -> Iterator[FileServer]:
+    running = FileServer(real_data.parent)
+    yield running
+    running.stop()
+
+
+def url_spec(url: str, **pin: str) -> SourceSpec:
+    return SourceSpec(name="dolly_ja", url=url, **pin)
+
+
+@pytest.mark.parametrize("pin", [{"sha256": REAL_DATA_SHA256}, {"md5": REAL_DATA_MD5}])
+def test_pinned_url_is_downloaded_once_and_verified(server: FileServer, real_data: Path, tmp_path: Path,
+                                                    pin: dict) -> None:
+    spec = url_spec(server.url(real_data.name), **pin)
+    records = list(source_records(spec, tmp_path))
+    assert len(records) == REAL_DATA_RECORDS
+    assert records[0]["index"] == "0" and records[-1]["index"] == "15014"
+    assert len(list(source_records(spec, tmp_path))) == REAL_DATA_RECORDS
+    assert server.requests == [f"/{real_data.name}"]  # the second read used the verified download
+    algorithm, digest = spec.pin
+    assert [p.name for p in tmp_path.iterdir()] == [f"{algorithm}-{digest}"]
+    assert (tmp_path / f"{algorithm}-{digest}").read_bytes() == real_data.read_bytes()
+
+
+def test_checksum_mismatch_is_refused_and_nothing_is_kept(server: FileServer, real_data: Path,
+                                                          tmp_path: Path) -> None:
+    wrong = "0" * 64
+    spec = url_spec(server.url(real_data.name), sha256=wrong)
+    with pytest.raises(DatasetError) as error:
+        download(spec, tmp_path)
+    assert str(error.value) == (
+        f"raw.sources.dolly_ja: {spec.url} has sha256 {REAL_DATA_SHA256} but params pin {wrong}; "
+        "if the file changed on purpose, update raw.sources.dolly_ja.sha256")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_server_that_is_gone_gives_a_clear_error(server: FileServer, real_data: Path, tmp_path: Path) -> None:
+    spec = url_spec(server.url(real_data.name), sha256=REAL_DATA_SHA256)
+    server.stop()
+    with pytest.raises(DatasetError) as error:
+        download(spec, tmp_path)
+    message = str(error.value)
+    assert message.startswith(f"raw.sources.dolly_ja: cannot download {spec.url} (")
+    assert "Connection refused" in message
+    assert message.endswith("); check the network or the url, or use a path: source")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_file_on_the_server_gives_a_clear_error(server: FileServer, tmp_path: Path) -> None:
+    spec = url_spec(server.url("no-such-file.json"), sha256=REAL_DATA_SHA256)
+    with pytest.raises(DatasetError) as error:
+        download(spec, tmp_path)
+    assert str(error.value) == f"raw.sources.dolly_ja: cannot download {spec.url} (HTTP 404 File not found); check the url"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_corrupted_earlier_download_is_fetched_again(server: FileServer, real_data: Path, tmp_path: Path) -> None:
+    spec = url_spec(server.url(real_data.name), sha256=REAL_DATA_SHA256)
+    (tmp_path / f"sha256-{REAL_DATA_SHA256}").write_bytes(b"[]")
+    path = download(spec, tmp_path)
+    assert path.read_bytes() == real_data.read_bytes()
+    assert len(server.requests) == 1
+
+
+def test_path_sources_must_be_declared_as_raw_stage_deps() -> None:
+    spec = SourceSpec(name="extra", path="inputs/extra.jsonl")
+    check_declared((spec,), ["src/raw.py", "./inputs/extra.jsonl"])
+    with pytest.raises(DatasetError) as error:
+        check_declared((spec,), ["src/raw.py"])
+    assert str(error.value) == (
+        "raw.sources.extra.path inputs/extra.jsonl is not a dep of the raw stage; add '- inputs/extra.jsonl' to "
+        "stages.raw.deps in dvc.yaml so that dvc repro notices when the file changes")
