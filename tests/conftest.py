@@ -41,3 +41,11 @@ def readme_command(command: str) -> str:
     """``command``, checked to be shown in the README: tests run README commands verbatim."""
     assert command in readme_commands(), f"README no longer shows: {command}"
     return command
+
+
+def readme_python(containing: str) -> str:
+    """The README's ```python block that contains ``containing`` (tests run it, placeholders filled in)."""
+    blocks = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8").split("```python\n")[1:]
+    matching = [block.split("```", 1)[0] for block in blocks if containing in block]
+    assert len(matching) == 1, f"README has {len(matching)} python blocks with {containing!r}"
+    return matching[0]

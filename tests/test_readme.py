@@ -11,8 +11,10 @@ TEST_COMMAND = "python3 -m pip install -r requirements-dev.txt && python3 -m pyt
 def commands_run_by_tests() -> set[str]:
     """Commands that tests pass through readme_command("...")."""
     found = set()
-    for path in (PROJECT_ROOT / "tests").rglob("test_*.py"):
-        found.update(re.findall(r'readme_command\(\s*"((?:[^"\\]|\\.)*)"', path.read_text(encoding="utf-8")))
+    for path in (PROJECT_ROOT / "tests").rglob("*.py"):
+        for double, single in re.findall(r"""readme_command\(\s*(?:"([^"]*)"|'([^']*)')""",
+                                         path.read_text(encoding="utf-8")):
+            found.add(double or single)
     return found
 
 

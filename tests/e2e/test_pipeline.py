@@ -10,7 +10,7 @@ import yaml
 
 from src.sample import sample_records
 from tests.conftest import readme_command
-from tests.e2e.conftest import Repo
+from tests.e2e.conftest import Repo, edit_params, lock_outs, ran_stages
 
 pytestmark = pytest.mark.e2e
 
@@ -31,21 +31,10 @@ def shard_names(repo: Repo) -> list[str]:
     return list(yaml.safe_load((repo.path / "params.yaml").read_text())["split"]["shards"])
 
 
-def edit_params(repo: Repo, edit) -> None:
-    path = repo.path / "params.yaml"
-    document = yaml.safe_load(path.read_text())
-    edit(document)
-    path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
 
 
-def ran_stages(output: str) -> list[str]:
-    return re.findall(r"Running stage '([^']+)'", output)
 
 
-def lock_outs(repo: Repo) -> dict[str, str]:
-    """md5 of every stage output, from dvc.lock."""
-    lock = yaml.safe_load((repo.path / "dvc.lock").read_text())
-    return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
 
 
 def test_default_run_reproduces_the_committed_lock_and_rerun_is_a_no_op(repo: Repo) -> None:
