@@ -5,6 +5,10 @@ import sys
 from typing import Callable, Sequence
 
 
+# Characters str.splitlines() breaks on: escaped, so that an error is always one line on stderr.
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 class DatasetError(Exception):
     """Bad input or params: reported as one line, exit status 1, no traceback."""
 
@@ -15,7 +19,7 @@ def run_cli(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = 
     try:
         main(args)
     except DatasetError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {str(error).translate(_LINE_BREAKS)}", file=sys.stderr)
         return 1
     return 0
 

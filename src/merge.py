@@ -67,6 +67,9 @@ def main(argv: Sequence[str]) -> None:
         argv, ("PARAMS", "RAW_DIR", "MERGED_OUT", "METRICS_OUT"), "src.merge")
     params = load_params(Path(params_path)).merge
     manifest = read_manifest(Path(raw_dir))
+    for name in manifest:
+        if not (Path(raw_dir) / f"{name}.jsonl").is_file():
+            raise DatasetError(f"{Path(raw_dir) / name}.jsonl: missing; run the raw stage (dvc repro raw)")
     counts = DuplicateCounts()
     stats = RecordStats()
     per_source = {name: 0 for name in manifest}

@@ -9,11 +9,11 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import yaml
 
-from .errors import DatasetError
+from .errors import DatasetError, expect_args, run_cli
 from .records import FIELDS
 
 SECTIONS = ("raw", "merge", "split")
@@ -29,6 +29,8 @@ def _suggest(key: str, known: tuple[str, ...]) -> str:
 
 def _mapping(value: object, where: str, known: tuple[str, ...] | None = None) -> dict:
     """A string-keyed mapping, with unknown keys refused when ``known`` is given."""
+    if value is None:
+        raise DatasetError(f"{where} is missing or empty; it must be a mapping of names to values")
     if not isinstance(value, dict):
         kind = "a list" if isinstance(value, list) else repr(value)
         raise DatasetError(f"{where} must be a mapping of names to values, not {kind}")
@@ -36,7 +38,7 @@ def _mapping(value: object, where: str, known: tuple[str, ...] | None = None) ->
         if not isinstance(key, str):
             raise DatasetError(f"{where}: key {key!r} must be a string; quote it in params.yaml")
         if known is not None and key not in known:
-            raise DatasetError(f"{where}: unknown key '{key}'{_suggest(key, known)}")
+            raise DatasetError(f"{where}: unknown key {key!r}{_suggest(key, known)}")
     return value
 
 
@@ -86,7 +88,7 @@ class SourceSpec:
     def __post_init__(self) -> None:
         where = f"raw.sources.{self.name}"
         if not SOURCE_NAME.fullmatch(self.name):
-            raise DatasetError(f"raw.sources: source name '{self.name}' must use only letters, digits, '_' and "
+            raise DatasetError(f"raw.sources: source name {self.name!r} must use only letters, digits, '_' and "
                                "'-' (it names a file under data/raw/)")
         kinds = [kind for kind in ("path", "url", "sample") if getattr(self, kind) is not None]
         if len(kinds) != 1:
@@ -290,10 +292,12 @@ def parse_params_text(text: str, path: Path) -> dict:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         raise DatasetError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    except (ValueError, RecursionError) as error:  # a value YAML cannot construct, e.g. the date 2024-13-01
+        raise DatasetError(f"{path}: not valid YAML ({error}); quote a value that is meant as text") from None
     document = _mapping(document, str(path))
     for key in document:
         if key not in SECTIONS and difflib.get_close_matches(key, SECTIONS, n=1, cutoff=0.6):
-            raise DatasetError(f"{path}: unknown top-level key '{key}'{_suggest(key, SECTIONS)}")
+            raise DatasetError(f"{path}: unknown top-level key {key!r}{_suggest(key, SECTIONS)}")
     for key in SECTIONS:
         if key not in document:
             raise DatasetError(f"{path}: section '{key}' is missing")
@@ -307,3 +311,17 @@ def load_params(path: Path) -> Params:
         merge=MergeParams.parse(document["merge"]),
         split=SplitParams.parse(document["split"]),
     )
+
+
+def main(argv: Sequence[str]) -> None:
+    """python3 -m src.params PARAMS: check the whole params file; prints nothing when it is valid.
+
+    A stage whose command line holds a name from params.yaml (split's ${key}) runs this first, as a
+    command of its own, so the name is checked before any shell sees it.
+    """
+    (params_path,) = expect_args(argv, ("PARAMS",), "src.params")
+    load_params(Path(params_path))
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import BinaryIO, Iterator, Mapping
@@ -99,7 +100,7 @@ def validate_record(obj: object, where: str, renames: Mapping[str, str] | None =
         raise DatasetError(f"{where}: field 'index' is empty; give every record an index")
     if record["category"] not in CATEGORIES:
         raise DatasetError(
-            f"{where}: category '{record['category']}' is unknown; use one of {', '.join(CATEGORIES)}"
+            f"{where}: category {record['category']!r} is unknown; use one of {', '.join(CATEGORIES)}"
         )
     return record
 
@@ -131,6 +132,15 @@ class _Utf8Text:
 
 
 _WHITESPACE = " \t\r\n"
+
+
+def _json_problem(error: json.JSONDecodeError, at_end: bool) -> tuple[str, str]:
+    """("truncated" or "malformed", the decoder's reason without its dangling " at")."""
+    reason = re.sub(r"( starting)? at$", "", error.msg)
+    ends_inside = error.pos >= len(error.doc.rstrip(_WHITESPACE)) or reason == "Unterminated string"
+    if at_end and ends_inside:
+        return "truncated", "the file ends before it is closed"
+    return "malformed", reason.lower()
 
 
 def _iter_json_array(stream: BinaryIO, name: str) -> Iterator[tuple[str, object]]:
@@ -166,7 +176,7 @@ def _iter_json_array(stream: BinaryIO, name: str) -> Iterator[tuple[str, object]
     position += 1
     number = 0
     if next_token() == "]":
-        position += 1
+        raise DatasetError(f"{name}:{line_at(position)}: the JSON array holds no records; a source needs at least one")
     else:
         while True:
             token = next_token()
@@ -180,11 +190,16 @@ def _iter_json_array(stream: BinaryIO, name: str) -> Iterator[tuple[str, object]
                 except json.JSONDecodeError as error:
                     if len(buffer) - position < MAX_RECORD_CHARS and refill():
                         continue
-                    truncated = error.pos >= len(buffer) - 1 and text.eof
-                    what = "truncated" if truncated else f"malformed ({error.msg})"
+                    if not text.eof:
+                        raise DatasetError(f"{name}:{start_line}: record {number + 1} is not closed within "
+                                           f"{MAX_RECORD_CHARS} characters; fix the JSON there") from None
+                    kind, reason = _json_problem(error, at_end=True)
                     raise DatasetError(
-                        f"{name}:{line_at(error.pos)}: record {number + 1} is {what}; fix the JSON there"
+                        f"{name}:{line_at(error.pos)}: record {number + 1} is {kind} ({reason}); fix the JSON there"
                     ) from None
+                except RecursionError:
+                    raise DatasetError(f"{name}:{start_line}: record {number + 1} is nested too deeply; "
+                                       "a record is one flat JSON object") from None
             position = end
             number += 1
             yield f"{name}:{start_line} (record {number})", value
@@ -221,12 +236,16 @@ def _iter_json_lines(stream: BinaryIO, name: str) -> Iterator[tuple[str, object]
         if blank_line:
             raise DatasetError(f"{name}:{blank_line}: blank line inside JSON Lines; remove it")
         try:
-            value = json.loads(line)
+            value = json.loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as error:
+            kind, reason = _json_problem(error, at_end=not raw.endswith(b"\n"))
             raise DatasetError(
-                f"{name}:{line_number}: malformed JSON ({error.msg}, column {error.colno}); "
+                f"{name}:{line_number}: {kind} JSON ({reason}, column {error.pos + 1}); "
                 "each line must hold one complete JSON object"
             ) from None
+        except RecursionError:
+            raise DatasetError(f"{name}:{line_number}: JSON nested too deeply; each line must hold one flat "
+                               "JSON object") from None
         yield f"{name}:{line_number}", value
 
 
@@ -255,10 +274,12 @@ def iter_source_file(path: Path, name: str | None = None) -> Iterator[tuple[str,
             reader = _iter_json_array
         elif first == b"{":
             reader = _iter_json_lines
+        elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise DatasetError(f"{name}: the file is UTF-16, not UTF-8; save it as UTF-8")
         else:
+            shown = head.lstrip(b" \t\r\n")[:4].decode("utf-8", "replace")[:1]
             raise DatasetError(
-                f"{name}: expected a JSON array of records or JSON Lines objects, but the file starts with "
-                f"{first.decode('utf-8', 'replace')!r}"
+                f"{name}: expected a JSON array of records or JSON Lines objects, but the file starts with {shown!r}"
             )
         yield from reader(stream, name)
 
@@ -271,7 +292,7 @@ def iter_validated(values: Iterator[tuple[str, object]], source: str, renames: M
         for count, (where, value) in enumerate(values, 1):
             record = validate_record(value, where, renames, str(count - 1) if number_records else None)
             if not indexes.add(record["index"]):
-                raise DatasetError(f"{where}: index '{record['index']}' appears twice in source '{source}'; "
+                raise DatasetError(f"{where}: index {record['index']!r} appears twice in source '{source}'; "
                                    "give every record its own index")
             yield record
     if count == 0:

@@ -10,7 +10,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from .errors import expect_args, run_cli
+from .errors import DatasetError, expect_args, run_cli
 from .jsonl import atomic_file, count_lines, iter_lines, shard_line, write_json
 from .params import ShardRange, load_params
 from .stats import RecordStats
@@ -27,7 +27,11 @@ def main(argv: Sequence[str]) -> None:
         argv, ("PARAMS", "SHARD_NAME", "MERGED", "SHARD_OUT", "METRICS_OUT"), "src.split")
     split = load_params(Path(params_path)).split
     shard = split.shard(name)
-    split.check_records(count_lines(Path(merged)))
+    try:
+        records = count_lines(Path(merged))
+    except OSError as error:
+        raise DatasetError(f"{merged}: cannot read ({error.strerror}); run the merge stage (dvc repro merge)") from None
+    split.check_records(records)
     stats = RecordStats()
     size = 0
     with atomic_file(Path(shard_out)) as stream:

@@ -30,21 +30,33 @@ def stages() -> dict:
     return yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
 
 
+def commands(stage: dict) -> list[str]:
+    return stage["cmd"] if isinstance(stage["cmd"], list) else [stage["cmd"]]
+
+
 def test_each_stage_depends_on_exactly_the_code_it_runs() -> None:
     for name, stage in stages().items():
         stage = stage.get("do", stage)
-        module = re.match(r"python3 -m src\.(\w+) ", stage["cmd"]).group(1)
-        assert module == name, "one script per stage, named after the stage"
+        modules = [re.match(r"python3 -m src\.(\w+) ", command).group(1) for command in commands(stage)]
+        assert modules[-1] == name, "one script per stage, named after the stage"
         code_deps = {dep for dep in stage["deps"] if dep.startswith("src/")}
-        assert code_deps == local_imports(module), name
+        assert code_deps == set().union(*(local_imports(module) for module in modules)), name
 
 
 def test_every_data_path_in_a_command_is_a_declared_dep_or_out() -> None:
     for name, stage in stages().items():
         stage = stage.get("do", stage)
         declared = set(stage["deps"]) | {out for key in ("outs", "metrics") for out in stage.get(key, [])}
-        paths = [arg for arg in stage["cmd"].split() if arg.startswith(("data/", "metrics/"))]
+        paths = [arg for command in commands(stage) for arg in command.split() if arg.startswith(("data/", "metrics/"))]
         assert paths and set(paths) <= declared, name
+
+
+def test_a_name_from_params_reaches_the_shell_only_after_src_params_checked_it() -> None:
+    for name, stage in stages().items():
+        body = stage.get("do", stage)
+        for position, command in enumerate(commands(body)):
+            if "${" in command:
+                assert position > 0 and commands(body)[0] == "python3 -m src.params params.yaml", name
 
 
 def test_shard_params_are_declared_per_shard_so_dvc_lock_records_them() -> None:
