@@ -78,7 +78,7 @@ def test_changing_one_boundary_reruns_only_the_two_shards_it_touches(repo: Repo)
     assert "split@2_of_4" in status and "split@3_of_4" in status
     assert "split@1_of_4" not in status and "split@4_of_4" not in status
 
-    assert ran_stages(repo.dvc("repro").stdout) == ["split@2_of_4", "split@3_of_4"]
+    assert ran_stages(repo.dvc("repro").stdout) == ["params", "split@2_of_4", "split@3_of_4"]
     after = lock_outs(repo)
     for unchanged in ("raw", "merge", "1_of_4", "4_of_4"):
         paths = [p for p in before if unchanged in p or p.startswith(f"data/{unchanged}")]
@@ -87,12 +87,25 @@ def test_changing_one_boundary_reruns_only_the_two_shards_it_touches(repo: Repo)
     assert sum(1 for _ in repo.shard("3_of_4").open("rb")) == 5000
 
 
+def test_removing_a_shard_without_changing_the_count_is_refused_not_up_to_date(repo: Repo) -> None:
+    repo.dvc("repro")
+    lock = repo.read_bytes("dvc.lock")
+    edit_params(repo, lambda document: document["split"]["shards"].pop("4_of_4"))
+    # No stage of the removed shard is left to notice, and no other shard's params changed: the params stage is.
+    assert repo.dvc("status").stdout == "params:\n\tchanged deps:\n\t\tmodified:           params.yaml\n"
+    failed = repo.dvc("repro", check=False)
+    assert failed.returncode != 0 and ran_stages(failed.stdout) == ["params"]
+    assert ("error: split.count is 4 but split.shards names 3 shards; make them agree (python3 -m src.reshard N "
+            "rewrites both)\n") in failed.stderr
+    assert repo.read_bytes("dvc.lock") == lock
+
+
 def test_resharding_to_eight_gives_eight_shards_that_concatenate_to_the_merged_projection(repo: Repo) -> None:
     repo.dvc("repro")
     output = repo.sh(readme_command("python3 -m src.reshard 8 && dvc repro")).stdout
     assert output.startswith("params.yaml: split.count = 8, 16000 records, shards 1_of_8 .. 8_of_8\n")
     assert shard_names(repo) == [f"{k}_of_8" for k in range(1, 9)]
-    assert ran_stages(output) == [f"split@{k}_of_8" for k in range(1, 9)]
+    assert ran_stages(output) == ["params", *(f"split@{k}_of_8" for k in range(1, 9))]
     shards = [repo.shard(f"{k}_of_8").read_bytes() for k in range(1, 9)]
     assert [shard.count(b"\n") for shard in shards] == [2000] * 8
     assert b"".join(shards) == b"".join(projection_lines(merged_records(repo)))
@@ -102,7 +115,7 @@ def test_an_experiment_with_another_sharding_is_compared_by_params_and_metrics(r
     repo.dvc("repro")
     repo.commit("baseline")
     ran = ran_stages(repo.sh(readme_command("python3 -m src.reshard 5 && dvc exp run -n five-shards")).stdout)
-    assert ran == [f"split@{k}_of_5" for k in range(1, 6)]
+    assert ran == ["params", *(f"split@{k}_of_5" for k in range(1, 6))]
 
     table = repo.sh(readme_command("dvc exp show --only-changed")).stdout
     assert "[five-shards]" in table and "metrics/shards/1_of_5.json:records" in table

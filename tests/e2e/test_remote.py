@@ -182,7 +182,7 @@ def test_after_a_partial_pull_repro_allow_missing_runs_nothing(published: Publis
         result = clone.sh(command)
         assert ran_stages(result.stdout) == [], command
         assert result.stdout.endswith(UP_TO_DATE), command
-        for stage in ("raw", "merge", "split@1_of_4", "split@2_of_4", "split@3_of_4", "split@4_of_4"):
+        for stage in ("params", "raw", "merge", "split@1_of_4", "split@2_of_4", "split@3_of_4", "split@4_of_4"):
             assert f"Stage '{stage}' didn't change, skipping\n" in result.stdout, command
     assert present_outs(clone) == sorted([SHARD_2, METRICS_2])
     clone.git("diff", "--exit-code")  # dvc.lock untouched
@@ -226,7 +226,7 @@ def test_a_tagged_release_serves_one_shard_to_another_repository(published: Publ
 
     edit_params(maintainer, move_boundary)
     rebuilt = maintainer.sh(readme_command("dvc repro --pull --allow-missing"))
-    assert ran_stages(rebuilt.stdout) == ["split@2_of_4", "split@3_of_4"]
+    assert ran_stages(rebuilt.stdout) == ["params", "split@2_of_4", "split@3_of_4"]
     lock = lock_outs(maintainer)
     changed = [SHARD_2, METRICS_2, SHARD_TEMPLATE.format("3_of_4"), "metrics/shards/3_of_4.json"]
     # --pull fetched only the merged file the two stages read, nothing else.
