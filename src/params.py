@@ -316,8 +316,9 @@ def load_params(path: Path) -> Params:
 def main(argv: Sequence[str]) -> None:
     """python3 -m src.params PARAMS: check the whole params file; prints nothing when it is valid.
 
-    A stage whose command line holds a name from params.yaml (split's ${key}) runs this first, as a
-    command of its own, so the name is checked before any shell sees it.
+    The `params` stage runs it whenever params.yaml changes. A stage whose command line holds a name
+    from params.yaml (split's ${key}) runs it first, as a command of its own, so that the name is
+    checked before any shell sees it.
     """
     (params_path,) = expect_args(argv, ("PARAMS",), "src.params")
     load_params(Path(params_path))
