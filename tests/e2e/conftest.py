@@ -105,9 +105,9 @@ def make_repo(path: Path, env: dict[str, str]) -> Repo:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Repo:
-    """The project, committed in a fresh git repository under tmp_path/work/repo, with an empty DVC cache.
+    """The project, committed in a fresh git repository (work/repo in tmp_path), with an empty DVC cache.
 
-    Its default remote (../../dolly-ja-dvc-remote from .dvc/) is tmp_path/work/dolly-ja-dvc-remote.
+    Its default remote (../../dolly-ja-dvc-remote from .dvc/) is work/dolly-ja-dvc-remote beside it.
     """
     home = tmp_path / "home"
     home.mkdir()
