@@ -171,51 +171,53 @@ def _iter_json_array(stream: BinaryIO, name: str) -> Iterator[tuple[str, object]
             if not refill():
                 return ""
 
+    def truncated() -> DatasetError:
+        return DatasetError(f"{name}:{line_at(position)}: the JSON array is truncated (no closing ']')")
+
     if next_token() != "[":
         raise AssertionError("caller checked the leading '['")
     position += 1
     number = 0
     if next_token() == "]":
         raise DatasetError(f"{name}:{line_at(position)}: the JSON array holds no records; a source needs at least one")
-    else:
+    while True:
+        token = next_token()
+        if token == "":
+            raise truncated()
+        start_line = line_at(position)
         while True:
-            token = next_token()
-            if token == "":
-                raise DatasetError(f"{name}:{line_at(position)}: the JSON array is truncated (no closing ']')")
-            start_line = line_at(position)
-            while True:
-                try:
-                    value, end = decoder.raw_decode(buffer, position)
-                    break
-                except json.JSONDecodeError as error:
-                    if len(buffer) - position < MAX_RECORD_CHARS and refill():
-                        continue
-                    if not text.eof:
-                        raise DatasetError(f"{name}:{start_line}: record {number + 1} is not closed within "
-                                           f"{MAX_RECORD_CHARS} characters; fix the JSON there") from None
-                    kind, reason = _json_problem(error, at_end=True)
-                    raise DatasetError(
-                        f"{name}:{line_at(error.pos)}: record {number + 1} is {kind} ({reason}); fix the JSON there"
-                    ) from None
-                except RecursionError:
-                    raise DatasetError(f"{name}:{start_line}: record {number + 1} is nested too deeply; "
-                                       "a record is one flat JSON object") from None
-            position = end
-            number += 1
-            yield f"{name}:{start_line} (record {number})", value
-            token = next_token()
-            if token == ",":
-                position += 1
-                if next_token() == "]":
-                    raise DatasetError(f"{name}:{line_at(position)}: trailing comma before ']'; remove it")
-                continue
-            if token == "]":
-                position += 1
+            try:
+                value, end = decoder.raw_decode(buffer, position)
                 break
-            if token == "":
-                raise DatasetError(f"{name}:{line_at(position)}: the JSON array is truncated (no closing ']')")
-            raise DatasetError(f"{name}:{line_at(position)}: expected ',' or ']' after record {number}, "
-                               f"found {token!r}; fix the JSON there")
+            except json.JSONDecodeError as error:
+                if len(buffer) - position < MAX_RECORD_CHARS and refill():
+                    continue
+                if not text.eof:
+                    raise DatasetError(f"{name}:{start_line}: record {number + 1} is not closed within "
+                                       f"{MAX_RECORD_CHARS} characters; fix the JSON there") from None
+                kind, reason = _json_problem(error, at_end=True)
+                raise DatasetError(
+                    f"{name}:{line_at(error.pos)}: record {number + 1} is {kind} ({reason}); fix the JSON there"
+                ) from None
+            except RecursionError:
+                raise DatasetError(f"{name}:{start_line}: record {number + 1} is nested too deeply; "
+                                   "a record is one flat JSON object") from None
+        position = end
+        number += 1
+        yield f"{name}:{start_line} (record {number})", value
+        token = next_token()
+        if token == ",":
+            position += 1
+            if next_token() == "]":
+                raise DatasetError(f"{name}:{line_at(position)}: trailing comma before ']'; remove it")
+            continue
+        if token == "]":
+            position += 1
+            break
+        if token == "":
+            raise truncated()
+        raise DatasetError(f"{name}:{line_at(position)}: expected ',' or ']' after record {number}, "
+                           f"found {token!r}; fix the JSON there")
     if next_token() != "":
         raise DatasetError(f"{name}:{line_at(position)}: unexpected data after the JSON array; remove it")
 
