@@ -1,8 +1,9 @@
 """User-facing errors and the thin CLI wrapper every stage script uses."""
 from __future__ import annotations
 
+import argparse
 import sys
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 
 # Characters str.splitlines() breaks on: escaped, so that an error is always one line on stderr.
@@ -30,3 +31,10 @@ def expect_args(argv: Sequence[str], names: Sequence[str], program: str) -> list
         usage = " ".join(names)
         raise DatasetError(f"usage: python3 -m {program} {usage}")
     return list(argv)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the stages' convention: a usage mistake is one `error:` line and exit status 1."""
+
+    def error(self, message: str) -> NoReturn:
+        raise DatasetError(f"{self.prog}: {message} (see --help)")

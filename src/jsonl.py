@@ -27,6 +27,29 @@ def shard_line(record: Mapping[str, object]) -> bytes:
     return dumps_line({field: record[field] for field in SHARD_FIELDS})
 
 
+# A merged line is its record's head (everything but the shard fields) followed by exactly the shard line's
+# fields, so the split cuts shard lines out of it without parsing or re-encoding the text. A JSON string never
+# holds an unescaped '"', so the first occurrence of these bytes is the structural one.
+_SHARD_FIELDS_START = b', "instruction": '
+_OUTPUT_START = b'", "output": "'
+
+
+def merged_line(head: Mapping[str, object], record: Mapping[str, object]) -> bytes:
+    """``head`` as a JSON object, with the fields of ``record``'s shard line appended (then \n)."""
+    return dumps_line(head)[:-2] + b", " + shard_line(record)[1:]
+
+
+def split_merged_line(line: bytes) -> tuple[bytes, bytes]:
+    """(head as a JSON object, shard line) of a merged line."""
+    cut = line.index(_SHARD_FIELDS_START)
+    return line[:cut] + b"}", b"{" + line[cut + 2:]
+
+
+def prompt_bytes(shard: bytes) -> bytes:
+    """The JSON-encoded instruction and input of a shard line: equal bytes if and only if equal texts."""
+    return shard[:shard.index(_OUTPUT_START)]
+
+
 def iter_lines(path: Path) -> Iterator[bytes]:
     """Lines of a file we wrote ourselves, split on \\n only (never on U+2028 and friends)."""
     with path.open("rb") as stream:

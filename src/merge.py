@@ -2,7 +2,8 @@
 
 Usage: python3 -m src.merge PARAMS RAW_DIR MERGED_OUT METRICS_OUT
 Every record gets a new contiguous index ("0", "1", ...) and keeps its provenance
-(`source`, `source_index`). Exact duplicates (same instruction, input and output, i.e. the
+(`source`, `source_index`); a merged line is that head, with the characters of each text field, followed by
+the record's shard line fields (src/jsonl.py merged_line). Exact duplicates (same instruction, input and output, i.e. the
 same shard line) are counted, and dropped only when merge.drop_duplicates is true.
 """
 from __future__ import annotations
@@ -13,13 +14,11 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from .errors import DatasetError, expect_args, run_cli
-from .jsonl import atomic_file, dumps_line, read_jsonl, write_json
+from .jsonl import SHARD_FIELDS, atomic_file, merged_line, read_jsonl, write_json
 from .params import load_params
-from .records import RAW_MANIFEST, SeenSet
+from .schema import RAW_MANIFEST
+from .seen import SeenSet
 from .stats import RecordStats
-
-MERGED_FIELDS = ("index", "instruction", "input", "output", "category", "source", "source_index")
-
 
 @dataclass
 class DuplicateCounts:
@@ -55,6 +54,12 @@ def merge_records(sources: Iterable[tuple[str, Iterable[dict]]], drop_duplicates
                 number += 1
 
 
+def merged_head(record: dict) -> dict:
+    """What the split needs of a record besides its shard line: provenance, category and text lengths."""
+    return {"index": record["index"], "category": record["category"], "source": record["source"],
+            "source_index": record["source_index"], "chars": [len(record[field]) for field in SHARD_FIELDS]}
+
+
 def read_manifest(raw_dir: Path) -> dict:
     try:
         return json.loads((raw_dir / RAW_MANIFEST).read_text(encoding="utf-8"))["sources"]
@@ -76,7 +81,7 @@ def main(argv: Sequence[str]) -> None:
     sources = ((name, read_jsonl(Path(raw_dir) / f"{name}.jsonl")) for name in manifest)
     with atomic_file(Path(merged_out)) as stream:
         for record in merge_records(sources, params.drop_duplicates, counts):
-            stream.write(dumps_line(record))
+            stream.write(merged_line(merged_head(record), record))
             stats.add(record)
             per_source[record["source"]] += 1
     write_json(Path(metrics_out), {

@@ -14,11 +14,13 @@ from typing import Mapping, Sequence
 import yaml
 
 from .errors import DatasetError, expect_args, run_cli
-from .records import FIELDS
+from .schema import FIELDS
 
 SECTIONS = ("raw", "merge", "split")
 SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-SHARD_NAME = re.compile(r"([1-9][0-9]*)_of_([1-9][0-9]*)")
+# Shard keys are shard1 ... shardN: names that `dvc exp run -S split.shards.shard2=7000` accepts (its override
+# grammar wants a key to start with a letter). Shard K of N is written as the file named K_of_N.
+SHARD_KEY = re.compile(r"shard([1-9][0-9]*)")
 HEX_DIGEST_LENGTHS = {"md5": 32, "sha256": 64}
 
 
@@ -170,7 +172,6 @@ class MergeParams:
 class ShardRange:
     """Shard ``number`` of ``count``: the half-open range [start, stop) of merged indices."""
 
-    name: str
     number: int
     count: int
     start: int
@@ -179,33 +180,47 @@ class ShardRange:
     def __len__(self) -> int:
         return self.stop - self.start
 
+    @property
+    def key(self) -> str:
+        """Its key in params.yaml: shardK."""
+        return f"shard{self.number}"
+
+    @property
+    def name(self) -> str:
+        """Its name in file names, metrics and plots: K_of_N."""
+        return shard_name(self.number, self.count)
+
 
 def shard_name(number: int, count: int) -> str:
     return f"{number}_of_{count}"
 
 
-def _parse_shard(name: object, value: object, count: int) -> ShardRange:
-    where = f"split.shards.{name}"
-    text = str(name)
-    match = SHARD_NAME.fullmatch(text)
+def _shard_number(key: object, count: int) -> int:
+    text = str(key)
+    match = SHARD_KEY.fullmatch(text)
     if not match:
-        raise DatasetError(
-            f"split.shards: shard name {text!r} must be K_of_N (like '1_of_{count}'); it names the file "
-            "data/shards/databricks-dolly-16k-line_ja-K_of_N.jsonl, so no path separators or '..'"
-        )
-    number, of = int(match.group(1)), int(match.group(2))
-    if of != count or number > count:
-        raise DatasetError(f"split.shards: shard '{text}' does not fit split.count {count}; "
-                           f"name the shards 1_of_{count} ... {count}_of_{count}")
-    spec = _mapping(value, where, ("start", "stop"))
-    for key in ("start", "stop"):
-        if key not in spec:
-            raise DatasetError(f"{where}: '{key}' is missing; give each shard start and stop")
-    start = _integer(spec["start"], f"{where}.start", 0)
-    stop = _integer(spec["stop"], f"{where}.stop", 0)
-    if start >= stop:
-        raise DatasetError(f"{where}: start {start} must be below stop {stop} (ranges are half-open [start, stop))")
-    return ShardRange(text, number, count, start, stop)
+        raise DatasetError(f"split.shards: {text!r} is not a shard key; name the shards shard1 ... shard{count}")
+    number = int(match.group(1))
+    if number > count:
+        raise DatasetError(f"split.shards: '{text}' does not fit split.count {count}; "
+                           f"name the shards shard1 ... shard{count}")
+    return number
+
+
+def _shard_bounds(name: str, value: object) -> tuple[int | None, int]:
+    """(start or None, stop) of one shard: ``STOP`` starts where the shard before it stops; ``{start, stop}``
+    names its start too (to leave a gap)."""
+    where = f"split.shards.{name}"
+    if isinstance(value, dict):
+        spec = _mapping(value, where, ("start", "stop"))
+        for key in ("start", "stop"):
+            if key not in spec:
+                raise DatasetError(f"{where}: '{key}' is missing; give a shard's stop, or both start and stop")
+        return _integer(spec["start"], f"{where}.start", 0), _integer(spec["stop"], f"{where}.stop", 1)
+    if value is None or isinstance(value, list):
+        raise DatasetError(f"{where} must be the index where the shard stops (an integer), or {{start, stop}}, "
+                           f"not {'a list' if isinstance(value, list) else 'empty'}")
+    return None, _integer(value, where, 1)
 
 
 @dataclass(frozen=True)
@@ -225,15 +240,15 @@ class SplitParams:
         for shard in self.shards:
             if previous is not None and shard.start < previous.stop:
                 raise DatasetError(
-                    f"split.shards: shard '{shard.name}' [{shard.start}, {shard.stop}) overlaps shard "
-                    f"'{previous.name}' [{previous.start}, {previous.stop}) on records {shard.start}.."
-                    f"{min(previous.stop, shard.stop) - 1}; start '{shard.name}' at {previous.stop} or later"
+                    f"split.shards: '{shard.key}' [{shard.start}, {shard.stop}) overlaps "
+                    f"'{previous.key}' [{previous.start}, {previous.stop}) on records {shard.start}.."
+                    f"{min(previous.stop, shard.stop) - 1}; start '{shard.key}' at {previous.stop} or later"
                 )
             if shard.start > expected_stop and not self.allow_gaps:
-                after = f"after shard '{previous.name}'" if previous else "before the first shard"
+                after = f"after '{previous.key}'" if previous else "before the first shard"
                 raise DatasetError(
                     f"split.shards: records {expected_stop}..{shard.start - 1} are in no shard (gap {after}, "
-                    f"before '{shard.name}'); start '{shard.name}' at {expected_stop} or set split.allow_gaps: true"
+                    f"before '{shard.key}'); start '{shard.key}' at {expected_stop} or set split.allow_gaps: true"
                 )
             expected_stop, previous = shard.stop, shard
 
@@ -242,28 +257,32 @@ class SplitParams:
         section = _mapping(value, "split", ("count", "shards", "allow_gaps"))
         count = _integer(section.get("count"), "split.count", 1)
         shards = _mapping(section.get("shards"), "split.shards")
-        ranges = sorted((_parse_shard(name, spec, count) for name, spec in shards.items()),
-                        key=lambda shard: shard.number)
-        numbers = [shard.number for shard in ranges]
-        if len(set(numbers)) != len(numbers):
-            raise DatasetError("split.shards: a shard number appears twice; name the shards 1_of_N ... N_of_N")
+        numbered = sorted((_shard_number(key, count), key, spec) for key, spec in shards.items())
+        ranges: list[ShardRange] = []
+        for number, key, spec in numbered:
+            start, stop = _shard_bounds(key, spec)
+            if start is None:
+                start = ranges[-1].stop if ranges else 0
+                if start >= stop:
+                    raise DatasetError(f"split.shards.{key}: stop {stop} must be above {start}, where the shard "
+                                       "before it stops (a shard's value is the index where it stops)")
+            elif start >= stop:
+                raise DatasetError(f"split.shards.{key}: start {start} must be below stop {stop} "
+                                   "(ranges are half-open [start, stop))")
+            ranges.append(ShardRange(number, count, start, stop))
         return cls(count, tuple(ranges), _boolean(section.get("allow_gaps", False), "split.allow_gaps"))
 
     def check_records(self, records: int) -> None:
         """Check the ranges against the merged data's record count."""
         last = self.shards[-1]
         if last.stop > records:
-            raise DatasetError(f"split.shards.{last.name}: stop {last.stop} is past the end of the merged data "
-                               f"({records} records); set it to at most {records}")
+            raise DatasetError(f"split.shards.{last.key}: stop {last.stop} is past the end of the merged data "
+                               f"({records} records); set it to at most {records} (python3 -m src.reshard "
+                               f"{self.count} does)")
         if last.stop < records and not self.allow_gaps:
             raise DatasetError(f"split.shards: records {last.stop}..{records - 1} are in no shard (after "
-                               f"'{last.name}'); set its stop to {records} or set split.allow_gaps: true")
-
-    def shard(self, name: str) -> ShardRange:
-        for shard in self.shards:
-            if shard.name == name:
-                return shard
-        raise DatasetError(f"split.shards has no shard '{name}'; known: {', '.join(s.name for s in self.shards)}")
+                               f"'{last.key}'); set its stop to {records} (python3 -m src.reshard {self.count} "
+                               "does) or set split.allow_gaps: true")
 
 
 @dataclass(frozen=True)

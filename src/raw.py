@@ -13,7 +13,7 @@ import yaml
 from .errors import DatasetError, expect_args, run_cli
 from .jsonl import atomic_directory, dumps_line, write_json
 from .params import load_params
-from .records import RAW_MANIFEST
+from .schema import RAW_MANIFEST
 from .sources import check_declared, source_records
 
 

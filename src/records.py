@@ -7,57 +7,20 @@ file and the line or record number.
 from __future__ import annotations
 
 import codecs
-import hashlib
 import json
 import re
-import sqlite3
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO, Iterator, Mapping
+from typing import BinaryIO
 
 from .errors import DatasetError
+from .schema import CATEGORIES, FIELDS
+from .seen import SeenSet
 
-FIELDS = ("index", "instruction", "input", "output", "category")
 NON_EMPTY_FIELDS = ("instruction", "output")
-CATEGORIES = (
-    "open_qa",
-    "general_qa",
-    "classification",
-    "closed_qa",
-    "brainstorming",
-    "information_extraction",
-    "summarization",
-    "creative_writing",
-)
-# The raw stage writes NAME.jsonl per source plus this manifest of their order and counts.
-RAW_MANIFEST = "sources.json"
 CHUNK_BYTES = 1 << 20
 # A record larger than this is reported instead of read on (bounds memory on garbage input).
 MAX_RECORD_CHARS = 16 << 20
-
-
-class SeenSet:
-    """A set of digests kept in a temporary on-disk SQLite table, so memory stays flat."""
-
-    def __init__(self) -> None:
-        # "" opens a private temporary database that SQLite deletes when it is closed.
-        self._db = sqlite3.connect("")
-        self._db.execute("PRAGMA cache_size = -8192")
-        self._db.execute("CREATE TABLE seen (digest BLOB PRIMARY KEY) WITHOUT ROWID")
-
-    def add(self, *parts: str) -> bool:
-        """Add the digest of ``parts``; return False when it was already present."""
-        digest = hashlib.blake2b("\x00".join(parts).encode("utf-8", "surrogatepass"), digest_size=16).digest()
-        cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (digest,))
-        return cursor.rowcount == 1
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> "SeenSet":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _type_name(value: object) -> str:
@@ -147,17 +110,24 @@ def _iter_json_array(stream: BinaryIO, name: str) -> Iterator[tuple[str, object]
     """Stream the elements of a top-level JSON array, each with a 'file:line record N' location."""
     text = _Utf8Text(stream, name)
     decoder = json.JSONDecoder()
-    buffer, position, buffer_line = text.read(), 0, 1  # buffer_line: line number of buffer[0]
+    buffer, position = text.read(), 0
+    counted, counted_line = 0, 1  # the offset in buffer that line_at last counted to, and its line
 
     def line_at(offset: int) -> int:
-        return buffer_line + buffer.count("\n", 0, offset)
+        """Count only the newlines since the last call: counting from buffer[0] each time was quadratic."""
+        nonlocal counted, counted_line
+        # One of the two ranges is empty; the second keeps an offset behind the last one right.
+        counted_line += buffer.count("\n", counted, offset) - buffer.count("\n", offset, counted)
+        counted = offset
+        return counted_line
 
     def refill() -> bool:
-        nonlocal buffer, position, buffer_line
+        nonlocal buffer, position, counted, counted_line
         if text.eof:
             return False
-        buffer_line = line_at(position)
+        line = line_at(position)
         buffer, position = buffer[position:] + text.read(), 0
+        counted, counted_line = 0, line
         return True
 
     def next_token() -> str:

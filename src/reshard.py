@@ -1,18 +1,21 @@
-"""Rewrite split.count and split.shards of params.yaml into N even, contiguous ranges.
+"""Rewrite split.count and split.shards of params.yaml into N even, contiguous shards.
 
-Usage: python3 -m src.reshard N [--records TOTAL] [--params PARAMS]
-TOTAL defaults to the end of the current sharding (the merged record count when there are no gaps).
-Only the `split:` block is rewritten; the rest of params.yaml, comments included, is kept.
+Usage: python3 -m src.reshard N [--records TOTAL] [--params PARAMS] [--dvc-yaml DVC_YAML]
+TOTAL defaults to the number of records in the merged data (the merge stage's output, as dvc.yaml names it).
+Only the lines of split.count and split.shards change; the rest of params.yaml, comments included, is kept.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Sequence
 
-from .errors import DatasetError, run_cli
-from .jsonl import atomic_file
-from .params import SplitParams, parse_params_text, read_params_file, shard_name
+import yaml
+
+from .errors import ArgumentParser, DatasetError, run_cli
+from .jsonl import atomic_file, count_lines
+from .params import SplitParams, parse_params_text, shard_name
+
+SHARDS_INDENT = "  "
 
 
 def even_ranges(records: int, count: int) -> list[tuple[int, int]]:
@@ -28,53 +31,66 @@ def even_ranges(records: int, count: int) -> list[tuple[int, int]]:
     return ranges
 
 
-def split_block(count: int, records: int, allow_gaps: bool) -> str:
-    lines = [
-        "split:",
-        "  # Shard K_of_N is data/shards/databricks-dolly-16k-line_ja-K_of_N.jsonl: merged records [start, stop).",
-        "  # Rewrite evenly for another count with: python3 -m src.reshard N",
-        f"  count: {count}",
-        f"  allow_gaps: {'true' if allow_gaps else 'false'}",
-        "  shards:",
-    ]
-    for number, (start, stop) in enumerate(even_ranges(records, count), 1):
-        lines += [f"    {shard_name(number, count)}:", f"      start: {start}", f"      stop: {stop}"]
-    return "\n".join(lines) + "\n"
-
-
-def replace_split_block(text: str, block: str) -> str:
-    """Swap the top-level `split:` block of params.yaml text for ``block``."""
-    lines = text.splitlines(keepends=True)
-    starts = [n for n, line in enumerate(lines) if line.split("#")[0].rstrip() == "split:"]
+def _top_level_block(lines: list[str], key: str, indent: str) -> tuple[int, int]:
+    """[begin, end) of the lines of ``key:`` at ``indent`` and everything indented deeper below it."""
+    starts = [n for n, line in enumerate(lines) if line.split("#")[0].rstrip() == f"{indent}{key}:"
+              or line.startswith(f"{indent}{key}: ")]
     if len(starts) != 1:
-        raise DatasetError("params.yaml: expected exactly one top-level 'split:' line")
+        raise DatasetError(f"params.yaml: expected exactly one '{indent}{key}:' line in the split section")
     begin = starts[0]
-    end = next((n for n in range(begin + 1, len(lines)) if lines[n].strip() and not lines[n][0].isspace()),
-               len(lines))
-    return "".join(lines[:begin]) + block + "".join(lines[end:])
+    end = begin + 1
+    while end < len(lines) and (not lines[end].strip() or lines[end].startswith(indent + " ")):
+        end += 1
+    while end > begin + 1 and not lines[end - 1].strip():  # blank lines belong to what follows
+        end -= 1
+    return begin, end
 
 
-def current_end(split: object) -> int:
-    """The largest stop in the current sharding (tolerant: the sharding may be the thing being fixed)."""
-    shards = split.get("shards") if isinstance(split, dict) else None
-    stops = [spec.get("stop") for spec in (shards or {}).values() if isinstance(spec, dict)]
-    stops = [stop for stop in stops if isinstance(stop, int) and not isinstance(stop, bool)]
-    if not stops:
-        raise DatasetError("split.shards has no usable stop; give the record count with --records TOTAL")
-    return max(stops)
+def rewrite_sharding(text: str, count: int, records: int) -> str:
+    """``text`` with split.count and split.shards replaced by ``count`` even shards of ``records`` records."""
+    lines = text.splitlines(keepends=True)
+    split_begin, split_end = _top_level_block(lines, "split", "")
+    block = lines[split_begin:split_end]
+    count_line = _top_level_block(block, "count", SHARDS_INDENT)[0]
+    block[count_line] = f"{SHARDS_INDENT}count: {count}\n"
+    shards_begin, shards_end = _top_level_block(block, "shards", SHARDS_INDENT)
+    shards = [f"{SHARDS_INDENT}shards:\n"] + [f"{SHARDS_INDENT * 2}shard{number}: {stop}\n"
+                                              for number, (_, stop) in enumerate(even_ranges(records, count), 1)]
+    block[shards_begin:shards_end] = shards
+    return "".join(lines[:split_begin] + block + lines[split_end:])
+
+
+def merged_path(dvc_yaml: Path) -> Path:
+    """The merge stage's data output, as dvc.yaml names it."""
+    try:
+        outs = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]["merge"]["outs"]
+        return Path(dvc_yaml.parent, next(out for out in outs if isinstance(out, str) and out.startswith("data/")))
+    except (OSError, yaml.YAMLError, KeyError, TypeError, StopIteration):
+        raise DatasetError(f"{dvc_yaml}: cannot find the merge stage's output; give the count with "
+                           "--records TOTAL") from None
+
+
+def merged_records(dvc_yaml: Path) -> int:
+    merged = merged_path(dvc_yaml)
+    if not merged.is_file():
+        raise DatasetError(f"{merged} is not here, so its record count is unknown; run `dvc repro merge` "
+                           "(or `dvc pull merge`) first, or give the count with --records TOTAL")
+    return count_lines(merged)
 
 
 def main(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python3 -m src.reshard", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python3 -m src.reshard", description=__doc__.splitlines()[0])
     parser.add_argument("count", type=int, help="number of shards")
-    parser.add_argument("--records", type=int, help="number of merged records to cover")
+    parser.add_argument("--records", type=int, help="number of merged records to cover (default: all)")
     parser.add_argument("--params", default="params.yaml", type=Path)
+    parser.add_argument("--dvc-yaml", default="dvc.yaml", type=Path)
     args = parser.parse_args(argv)
-    document = read_params_file(args.params)
-    split = document["split"]
-    records = args.records if args.records is not None else current_end(split)
-    allow_gaps = bool(split.get("allow_gaps", False)) if isinstance(split, dict) else False
-    text = replace_split_block(args.params.read_text(encoding="utf-8"), split_block(args.count, records, allow_gaps))
+    try:
+        original = args.params.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{args.params}: cannot read ({error})") from None
+    records = args.records if args.records is not None else merged_records(args.dvc_yaml)
+    text = rewrite_sharding(original, args.count, records)
     SplitParams.parse(parse_params_text(text, args.params)["split"])  # the result must be a valid sharding
     with atomic_file(args.params) as stream:
         stream.write(text.encode("utf-8"))

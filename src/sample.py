@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
-from .records import CATEGORIES
+from .schema import CATEGORIES
 
 SYNTHETIC_MARK = "【合成サンプル】"
 _MASK = (1 << 64) - 1

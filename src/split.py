@@ -1,46 +1,102 @@
-"""Stage split (the "split-4"): write one shard, a half-open range of merged records.
+"""Stage split (the "split-4"): cut the merged records into the shards of params.yaml, in one pass.
 
-Usage: python3 -m src.split PARAMS SHARD_NAME MERGED SHARD_OUT METRICS_OUT
-The whole sharding is checked (count, order, overlaps, gaps, bounds) before anything is written.
+Usage: python3 -m src.split PARAMS MERGED SHARD_PATH METRICS SHARDS_TABLE CATEGORIES_TABLE LENGTHS_TABLE
+SHARD_PATH names every shard file, with {shard} standing for the shard's name (K_of_N); all shards go to its
+directory, which is replaced whole, so it holds exactly the shards params.yaml defines. The ranges are checked
+against the merged record count before the directory is replaced: a refused sharding leaves nothing behind.
 """
 from __future__ import annotations
 
+import hashlib
 import json
-from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import BinaryIO, Iterable, Sequence
 
 from .errors import DatasetError, expect_args, run_cli
-from .jsonl import atomic_file, count_lines, iter_lines, shard_line, write_json
-from .params import ShardRange, load_params
-from .stats import RecordStats
+from .jsonl import atomic_directory, iter_lines, prompt_bytes, split_merged_line, write_json
+from .params import SplitParams, load_params
+from .shard_stats import ShardFile, ShardTally
+
+SHARD_PLACEHOLDER = "{shard}"
+WRITE_CHUNK_LINES = 4096
 
 
-def shard_records(merged_lines: Iterable[bytes], shard: ShardRange) -> Iterator[dict]:
-    """The merged records in ``shard``'s range, parsed from the merged file's lines."""
-    for line in islice(merged_lines, shard.start, shard.stop):
-        yield json.loads(line)
+def shard_path_parts(shard_path: str) -> tuple[Path, str]:
+    """(directory, file name pattern) of SHARD_PATH; the name holds {shard} once and the directory none."""
+    path = Path(shard_path)
+    if path.name.count(SHARD_PLACEHOLDER) != 1 or "{" in str(path.parent):
+        raise DatasetError(f"{shard_path}: the shard path must hold {SHARD_PLACEHOLDER} once, in the file name")
+    return path.parent, path.name
+
+
+class _OpenShard:
+    """One shard being written: lines go out in chunks, hashed as they go."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.pending: list[bytes] = []
+        self.md5 = hashlib.md5()
+        self.records = 0
+        self.bytes = 0
+
+    def write(self, line: bytes) -> None:
+        self.pending.append(line)
+        if len(self.pending) >= WRITE_CHUNK_LINES:
+            self.flush()
+
+    def flush(self) -> None:
+        chunk = b"".join(self.pending)
+        self.stream.write(chunk)
+        self.md5.update(chunk)
+        self.records += len(self.pending)
+        self.bytes += len(chunk)
+        self.pending = []
+
+
+def write_shards(lines: Iterable[bytes], split: SplitParams, directory: Path, file_name: str,
+                 tally: ShardTally) -> list[ShardFile]:
+    """Write every shard of ``split`` from the merged ``lines`` into ``directory``; return what was written.
+
+    Ranges are ordered and disjoint, so one shard is open at a time.
+    """
+    written: list[ShardFile] = []
+    records = 0
+    for number, shard in enumerate(split.shards):
+        with (directory / file_name.replace(SHARD_PLACEHOLDER, shard.name)).open("wb") as stream:
+            out = _OpenShard(stream)
+            for line in lines:
+                records += 1
+                if records <= shard.start:
+                    continue
+                head, shard_line = split_merged_line(line)
+                meta = json.loads(head)
+                out.write(shard_line)
+                tally.add(number, meta["category"], meta["chars"], prompt_bytes(shard_line))
+                if records == shard.stop:
+                    break
+            out.flush()
+        written.append(ShardFile(shard.name, shard.start, shard.stop, out.records, out.bytes, out.md5.hexdigest()))
+    split.check_records(records + sum(1 for _ in lines))
+    return written
 
 
 def main(argv: Sequence[str]) -> None:
-    params_path, name, merged, shard_out, metrics_out = expect_args(
-        argv, ("PARAMS", "SHARD_NAME", "MERGED", "SHARD_OUT", "METRICS_OUT"), "src.split")
+    params_path, merged, shard_path, metrics_out, shards_table, categories_table, lengths_table = expect_args(
+        argv, ("PARAMS", "MERGED", "SHARD_PATH", "METRICS", "SHARDS_TABLE", "CATEGORIES_TABLE", "LENGTHS_TABLE"),
+        "src.split")
     split = load_params(Path(params_path)).split
-    shard = split.shard(name)
-    try:
-        records = count_lines(Path(merged))
-    except OSError as error:
-        raise DatasetError(f"{merged}: cannot read ({error.strerror}); run the merge stage (dvc repro merge)") from None
-    split.check_records(records)
-    stats = RecordStats()
-    size = 0
-    with atomic_file(Path(shard_out)) as stream:
-        for record in shard_records(iter_lines(Path(merged)), shard):
-            line = shard_line(record)
-            stream.write(line)
-            size += len(line)
-            stats.add(record)
-    write_json(Path(metrics_out), {**stats.summary(), "bytes": size, "start": shard.start, "stop": shard.stop})
+    directory, file_name = shard_path_parts(shard_path)
+    if not Path(merged).is_file():
+        raise DatasetError(f"{merged}: missing; run the merge stage (dvc repro merge)")
+    with ShardTally(split.count) as tally, atomic_directory(directory) as staging:
+        lines = iter(iter_lines(Path(merged)))
+        written = write_shards(lines, split, staging, file_name, tally)
+        tables = tally.tables(written)
+        headline = tally.headline(written)
+    write_json(Path(metrics_out), headline)
+    for path, rows in ((shards_table, tables["shards"]), (categories_table, tables["categories"]),
+                       (lengths_table, tables["lengths"])):
+        write_json(Path(path), rows)
 
 
 if __name__ == "__main__":

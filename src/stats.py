@@ -5,7 +5,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from .records import CATEGORIES
+from .schema import CATEGORIES
 
 TEXT_FIELDS = ("instruction", "input", "output")
 CHUNK_RECORDS = 10_000

@@ -26,26 +26,35 @@ def real_data() -> Path:
     return path
 
 
+def documentation_pages() -> list[Path]:
+    """README.md and the pages under docs/: every command they show is run by a test."""
+    return [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
+
+
 def readme_commands() -> list[str]:
-    """Every command line in the README's ```sh blocks, in order."""
-    commands, in_block = [], False
-    for line in (PROJECT_ROOT / "README.md").read_text(encoding="utf-8").splitlines():
-        if line.startswith("```"):
-            in_block = line.strip() == "```sh" if not in_block else False
-        elif in_block and line.strip() and not line.lstrip().startswith("#"):
-            commands.append(line.strip())
+    """Every command line in the ```sh blocks of README.md and docs/, in order."""
+    commands = []
+    for page in documentation_pages():
+        in_block = False
+        for line in page.read_text(encoding="utf-8").splitlines():
+            if line.startswith("```"):
+                in_block = line.strip() == "```sh" if not in_block else False
+            elif in_block and line.strip() and not line.lstrip().startswith("#"):
+                commands.append(line.strip())
     return commands
 
 
 def readme_command(command: str) -> str:
-    """``command``, checked to be shown in the README: tests run README commands verbatim."""
-    assert command in readme_commands(), f"README no longer shows: {command}"
+    """``command``, checked to be shown in README.md or docs/: tests run documented commands verbatim."""
+    assert command in readme_commands(), f"README.md and docs/ no longer show: {command}"
     return command
 
 
 def readme_python(containing: str) -> str:
-    """The README's ```python block that contains ``containing`` (tests run it, placeholders filled in)."""
-    blocks = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8").split("```python\n")[1:]
+    """The ```python block of README.md or docs/ that contains ``containing`` (tests run it, placeholders filled
+    in)."""
+    blocks = [block for page in documentation_pages()
+              for block in page.read_text(encoding="utf-8").split("```python\n")[1:]]
     matching = [block.split("```", 1)[0] for block in blocks if containing in block]
-    assert len(matching) == 1, f"README has {len(matching)} python blocks with {containing!r}"
+    assert len(matching) == 1, f"the documentation has {len(matching)} python blocks with {containing!r}"
     return matching[0]

@@ -36,32 +36,39 @@ def commands(stage: dict) -> list[str]:
 
 def test_each_stage_depends_on_exactly_the_code_it_runs() -> None:
     for name, stage in stages().items():
-        stage = stage.get("do", stage)
         modules = [re.match(r"python3 -m src\.(\w+) ", command).group(1) for command in commands(stage)]
         assert modules[-1] == name, "one script per stage, named after the stage"
         code_deps = {dep for dep in stage["deps"] if dep.startswith("src/")}
         assert code_deps == set().union(*(local_imports(module) for module in modules)), name
 
 
+def out_paths(stage: dict) -> set[str]:
+    """Paths of a stage's outs, metrics and plots (an entry is a path, or {path: options})."""
+    return {next(iter(out)) if isinstance(out, dict) else out
+            for key in ("outs", "metrics", "plots") for out in stage.get(key, [])}
+
+
 def test_every_data_path_in_a_command_is_a_declared_dep_or_out() -> None:
     for name, stage in stages().items():
-        stage = stage.get("do", stage)
-        declared = set(stage["deps"]) | {out for key in ("outs", "metrics") for out in stage.get(key, [])}
-        paths = [arg for command in commands(stage) for arg in command.split() if arg.startswith(("data/", "metrics/"))]
-        assert set(paths) <= declared, name
+        declared = set(stage["deps"]) | out_paths(stage)
+        paths = [arg for command in commands(stage) for arg in command.split()
+                 if arg.startswith(("data/", "metrics/", "plots/"))]
+        # A path pattern such as data/shards/NAME-{shard}.jsonl lies in a declared directory.
+        assert {str(Path(p).parent) if "{" in p else p for p in paths} <= declared, name
 
 
-def test_a_name_from_params_reaches_the_shell_only_after_src_params_checked_it() -> None:
-    for name, stage in stages().items():
-        body = stage.get("do", stage)
-        for position, command in enumerate(commands(body)):
-            if "${" in command:
-                assert position > 0 and commands(body)[0] == "python3 -m src.params params.yaml", name
-
-
-def test_shard_params_are_declared_per_shard_so_dvc_lock_records_them() -> None:
+def test_the_split_is_one_stage_whatever_the_shard_count() -> None:
     split = stages()["split"]
-    assert split["foreach"] == "${split.shards}"
-    assert split["do"]["params"] == ["split.count", "split.allow_gaps", "split.shards.${key}.start",
-                                     "split.shards.${key}.stop"]
-    assert split["do"]["outs"] == ["data/shards/databricks-dolly-16k-line_ja-${key}.jsonl"]
+    assert "foreach" not in split and split["params"] == ["split"]
+    assert split["outs"][0] == "data/shards"
+    shard_path = next(arg for arg in split["cmd"].split() if arg.startswith("data/shards/"))
+    assert shard_path == "data/shards/databricks-dolly-16k-line_ja-{shard}.jsonl"
+
+
+def test_metrics_and_plot_tables_are_kept_in_git_so_experiments_compare_without_a_pull() -> None:
+    outs = [out for stage in stages().values() for key in ("outs", "metrics") for out in stage.get(key, [])]
+    kept_in_git = {next(iter(out)) for out in outs if isinstance(out, dict) and out[next(iter(out))] == {"cache": False}}
+    drawn = {path for plot in yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["plots"]
+             for definition in plot.values() for path in definition["y"]}
+    assert drawn == {"plots/shards.json", "plots/categories.json", "plots/lengths.json"}
+    assert drawn | {"metrics/merge.json", "metrics/split.json"} <= kept_in_git

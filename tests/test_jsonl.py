@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from src.jsonl import atomic_directory, atomic_file, count_lines, dumps_line, iter_lines, shard_line
+from src.jsonl import (atomic_directory, atomic_file, count_lines, dumps_line, iter_lines, merged_line, prompt_bytes,
+                       shard_line, split_merged_line)
 
 AWKWARD_TEXTS = ["", "富士山は日本一高い山です。", 'quote " and backslash \\', "tab\tnew\nline\rreturn",
                  "line separator \u2028 and paragraph \u2029", "emoji 🗻 and NUL \x00", "/ slash <b>&amp;</b>"]
@@ -73,3 +74,20 @@ def current_umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return umask
+
+
+TRICKY_TEXTS = ['", "instruction": "x', '", "output": "y', '\\", "output": "', "\\", '"', "\u2028\u2029\x85\r\x00",
+                "𠮷🍣", "", "ok"]
+
+
+@pytest.mark.parametrize("text", TRICKY_TEXTS)
+def test_a_merged_line_holds_exactly_the_shard_line_and_its_prompt(text: str) -> None:
+    record = {"instruction": "問" + text, "input": text, "output": text + "答"}
+    head = {"index": text or "0", "category": "open_qa", "source": "s", "source_index": text, "chars": [1, 2, 3]}
+    line = merged_line(head, record)
+    assert json.loads(line) == {**head, **record}
+    head_bytes, shard = split_merged_line(line)
+    assert json.loads(head_bytes) == head
+    assert shard == shard_line(record)
+    assert prompt_bytes(shard) == json.dumps({"instruction": record["instruction"], "input": record["input"]},
+                                             ensure_ascii=False).encode("utf-8")[:-2]  # up to the input's closing quote

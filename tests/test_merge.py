@@ -8,7 +8,10 @@ import pytest
 
 from src.jsonl import dumps_line
 from src.merge import DuplicateCounts, main, merge_records
-from src.records import RAW_MANIFEST
+from src.schema import RAW_MANIFEST
+from tests.conftest import PROJECT_ROOT
+
+PROJECT_PARAMS = PROJECT_ROOT / "params.yaml"
 
 
 def record(index: str, instruction: str, output: str, input: str = "", category: str = "open_qa") -> dict:
@@ -41,14 +44,15 @@ def test_merge_stage_writes_merged_lines_and_metrics(tmp_path: Path) -> None:
         (raw / f"{name}.jsonl").write_bytes(b"".join(dumps_line(r) for r in records))
     (raw / RAW_MANIFEST).write_text(json.dumps({"sources": {"base": {"records": 3}, "additions": {"records": 3}}}))
     params = tmp_path / "params.yaml"
-    params.write_text(Path("params.yaml").read_text(encoding="utf-8").replace("drop_duplicates: false",
-                                                                              "drop_duplicates: true"))
+    params.write_text(PROJECT_PARAMS.read_text(encoding="utf-8").replace("drop_duplicates: false",
+                                                                         "drop_duplicates: true"))
     merged, metrics = tmp_path / "merged" / "m.jsonl", tmp_path / "metrics" / "merge.json"
     main([str(params), str(raw), str(merged), str(metrics)])
 
     lines = merged.read_bytes().splitlines(keepends=True)
-    assert lines[0] == ('{"index": "0", "instruction": "山は？", "input": "", "output": "富士山", '
-                        '"category": "open_qa", "source": "base", "source_index": "a"}\n').encode("utf-8")
+    # The head (provenance, category, characters of each text field), then exactly the shard line's fields.
+    assert lines[0] == ('{"index": "0", "category": "open_qa", "source": "base", "source_index": "a", '
+                        '"chars": [3, 0, 3], "instruction": "山は？", "input": "", "output": "富士山"}\n').encode("utf-8")
     assert [json.loads(line)["source_index"] for line in lines] == ["a", "b", "1", "2"]
     summary = json.loads(metrics.read_text())
     assert summary["records"] == 4

@@ -13,13 +13,11 @@ from src.params import Params, SplitParams, SourceSpec, load_params, parse_param
 from src.reshard import even_ranges
 from tests.conftest import PROJECT_ROOT
 
-SHARD_FILE_HINT = ("it names the file data/shards/databricks-dolly-16k-line_ja-K_of_N.jsonl, so no path separators "
-                   "or '..'")
 
 
 def shards(*ranges: tuple[int, int]) -> dict:
     count = len(ranges)
-    return {f"{k}_of_{count}": {"start": start, "stop": stop} for k, (start, stop) in enumerate(ranges, 1)}
+    return {f"shard{k}": {"start": start, "stop": stop} for k, (start, stop) in enumerate(ranges, 1)}
 
 
 def split(count: object, shard_specs: object, **more: object) -> dict:
@@ -44,52 +42,65 @@ SPLIT_ERRORS: list[tuple[str, object, str]] = [
     ("count is zero", split(0, {}), "split.count must be at least 1, not 0"),
     ("count is negative", split(-4, FOUR), "split.count must be at least 1, not -4"),
     ("count above the names", split(5, FOUR),
-     "split.shards: shard '1_of_4' does not fit split.count 5; name the shards 1_of_5 ... 5_of_5"),
+     "split.count is 5 but split.shards names 4 shards; make them agree (python3 -m src.reshard N rewrites both)"),
     ("count below the names", split(3, FOUR),
-     "split.shards: shard '1_of_4' does not fit split.count 3; name the shards 1_of_3 ... 3_of_3"),
-    ("fewer ranges than count", split(4, {k: v for k, v in FOUR.items() if k != "3_of_4"}),
+     "split.shards: 'shard4' does not fit split.count 3; name the shards shard1 ... shard3"),
+    ("fewer ranges than count", split(4, {k: v for k, v in FOUR.items() if k != "shard3"}),
      "split.count is 4 but split.shards names 3 shards; make them agree (python3 -m src.reshard N rewrites both)"),
-    ("shard number above count", split(2, {"1_of_2": {"start": 0, "stop": 1}, "3_of_2": {"start": 1, "stop": 2}}),
-     "split.shards: shard '3_of_2' does not fit split.count 2; name the shards 1_of_2 ... 2_of_2"),
+    ("shard number above count", split(2, {"shard1": {"start": 0, "stop": 1}, "shard3": {"start": 1, "stop": 2}}),
+     "split.shards: 'shard3' does not fit split.count 2; name the shards shard1 ... shard2"),
     ("start equals stop", split(2, shards((0, 5), (5, 5))),
-     "split.shards.2_of_2: start 5 must be below stop 5 (ranges are half-open [start, stop))"),
+     "split.shards.shard2: start 5 must be below stop 5 (ranges are half-open [start, stop))"),
     ("start above stop", split(2, shards((0, 5), (9, 5))),
-     "split.shards.2_of_2: start 9 must be below stop 5 (ranges are half-open [start, stop))"),
-    ("negative start", split(1, shards((-1, 5))), "split.shards.1_of_1.start must be at least 0, not -1"),
-    ("start is text", split(1, {"1_of_1": {"start": "0", "stop": 5}}),
-     "split.shards.1_of_1.start must be an integer, not '0'"),
-    ("stop is a float", split(1, {"1_of_1": {"start": 0, "stop": 5.5}}),
-     "split.shards.1_of_1.stop must be an integer, not 5.5"),
-    ("stop is null", split(1, {"1_of_1": {"start": 0, "stop": None}}),
-     "split.shards.1_of_1.stop must be an integer, not None"),
-    ("stop is missing", split(1, {"1_of_1": {"start": 0}}),
-     "split.shards.1_of_1: 'stop' is missing; give each shard start and stop"),
-    ("start is missing", split(1, {"1_of_1": {"stop": 3}}),
-     "split.shards.1_of_1: 'start' is missing; give each shard start and stop"),
-    ("typo in a range key", split(1, {"1_of_1": {"start": 0, "sotp": 3}}),
-     "split.shards.1_of_1: unknown key 'sotp'; did you mean 'stop'?"),
-    ("range as a list", split(1, {"1_of_1": [0, 3]}),
-     "split.shards.1_of_1 must be a mapping of names to values, not a list"),
-    ("range is empty", split(1, {"1_of_1": None}),
-     "split.shards.1_of_1 is missing or empty; it must be a mapping of names to values"),
+     "split.shards.shard2: start 9 must be below stop 5 (ranges are half-open [start, stop))"),
+    ("negative start", split(1, shards((-1, 5))), "split.shards.shard1.start must be at least 0, not -1"),
+    ("start is text", split(1, {"shard1": {"start": "0", "stop": 5}}),
+     "split.shards.shard1.start must be an integer, not '0'"),
+    ("stop is a float", split(1, {"shard1": {"start": 0, "stop": 5.5}}),
+     "split.shards.shard1.stop must be an integer, not 5.5"),
+    ("stop is null", split(1, {"shard1": {"start": 0, "stop": None}}),
+     "split.shards.shard1.stop must be an integer, not None"),
+    ("stop is missing", split(1, {"shard1": {"start": 0}}),
+     "split.shards.shard1: 'stop' is missing; give a shard's stop, or both start and stop"),
+    ("start is missing", split(1, {"shard1": {"stop": 3}}),
+     "split.shards.shard1: 'start' is missing; give a shard's stop, or both start and stop"),
+    ("typo in a range key", split(1, {"shard1": {"start": 0, "sotp": 3}}),
+     "split.shards.shard1: unknown key 'sotp'; did you mean 'stop'?"),
+    ("range as a list", split(1, {"shard1": [0, 3]}),
+     "split.shards.shard1 must be the index where the shard stops (an integer), or {start, stop}, not a list"),
+    ("range is empty", split(1, {"shard1": None}),
+     "split.shards.shard1 must be the index where the shard stops (an integer), or {start, stop}, not empty"),
+    ("stop form: a stop below the previous", split(3, {"shard1": 4, "shard2": 3, "shard3": 9}),
+     "split.shards.shard2: stop 3 must be above 4, where the shard before it stops (a shard's value is the index "
+     "where it stops)"),
+    ("stop form: a stop equal to the previous", split(2, {"shard1": 4, "shard2": 4}),
+     "split.shards.shard2: stop 4 must be above 4, where the shard before it stops (a shard's value is the index "
+     "where it stops)"),
+    ("stop form: zero", split(1, {"shard1": 0}), "split.shards.shard1 must be at least 1, not 0"),
+    ("stop form: text", split(1, {"shard1": "4000"}), "split.shards.shard1 must be an integer, not '4000'"),
+    ("stop form: a float", split(1, {"shard1": 4000.0}), "split.shards.shard1 must be an integer, not 4000.0"),
+    ("stop form: a boolean", split(1, {"shard1": True}), "split.shards.shard1 must be an integer, not True"),
+    ("stop form after a gap-leaving range", split(2, {"shard1": {"start": 0, "stop": 5}, "shard2": 3}),
+     "split.shards.shard2: stop 3 must be above 5, where the shard before it stops (a shard's value is the index "
+     "where it stops)"),
     ("shards as a list", split(1, [{"start": 0, "stop": 1}]),
      "split.shards must be a mapping of names to values, not a list"),
     ("shards missing", {"count": 1}, "split.shards is missing or empty; it must be a mapping of names to values"),
     ("overlap", split(2, shards((0, 5), (4, 8))),
-     "split.shards: shard '2_of_2' [4, 8) overlaps shard '1_of_2' [0, 5) on records 4..4; start '2_of_2' at 5 or later"),
+     "split.shards: 'shard2' [4, 8) overlaps 'shard1' [0, 5) on records 4..4; start 'shard2' at 5 or later"),
     ("overlap inside", split(3, shards((0, 10), (2, 4), (10, 12))),
-     "split.shards: shard '2_of_3' [2, 4) overlaps shard '1_of_3' [0, 10) on records 2..3; start '2_of_3' at 10 or later"),
+     "split.shards: 'shard2' [2, 4) overlaps 'shard1' [0, 10) on records 2..3; start 'shard2' at 10 or later"),
     ("ranges out of order", split(2, shards((5, 10), (0, 5))),
-     "split.shards: records 0..4 are in no shard (gap before the first shard, before '1_of_2'); "
-     "start '1_of_2' at 0 or set split.allow_gaps: true"),
+     "split.shards: records 0..4 are in no shard (gap before the first shard, before 'shard1'); "
+     "start 'shard1' at 0 or set split.allow_gaps: true"),
     ("ranges out of order with gaps allowed", split(2, shards((5, 10), (0, 5)), allow_gaps=True),
-     "split.shards: shard '2_of_2' [0, 5) overlaps shard '1_of_2' [5, 10) on records 0..4; start '2_of_2' at 10 or later"),
+     "split.shards: 'shard2' [0, 5) overlaps 'shard1' [5, 10) on records 0..4; start 'shard2' at 10 or later"),
     ("gap between shards", split(2, shards((0, 5), (6, 8))),
-     "split.shards: records 5..5 are in no shard (gap after shard '1_of_2', before '2_of_2'); "
-     "start '2_of_2' at 5 or set split.allow_gaps: true"),
+     "split.shards: records 5..5 are in no shard (gap after 'shard1', before 'shard2'); "
+     "start 'shard2' at 5 or set split.allow_gaps: true"),
     ("gap at the start", split(2, shards((3, 5), (5, 8))),
-     "split.shards: records 0..2 are in no shard (gap before the first shard, before '1_of_2'); "
-     "start '1_of_2' at 0 or set split.allow_gaps: true"),
+     "split.shards: records 0..2 are in no shard (gap before the first shard, before 'shard1'); "
+     "start 'shard1' at 0 or set split.allow_gaps: true"),
     ("allow_gaps is text", split(1, shards((0, 1)), allow_gaps="yes"), "split.allow_gaps must be true or false, not 'yes'"),
     ("typo in a split key", split(1, shards((0, 1)), allow_gap=True),
      "split: unknown key 'allow_gap'; did you mean 'allow_gaps'?"),
@@ -104,27 +115,34 @@ def test_invalid_shardings_are_refused_with_what_to_fix(value: object, expected:
     assert split_error(value) == expected
 
 
-BAD_SHARD_NAMES = ["../x", "../../etc/passwd", "/tmp/x", "/1_of_1", "a/1_of_1", "1_of_1/..", "1_of_1\\x", "..",
-                   "$(touch x)", "`touch x`", "; rm -rf x", "1_of_1; rm -rf x", "1_of_1 && touch x", "1_of_1|id",
-                   "1_of_1\n", " 1_of_1", "1_of_1 ", "1_of_1\x00", "0_of_1", "01_of_1", "1_of_01", "１_of_1",
-                   "1-of-1", "1_OF_1", "shard1", "", "x_of_1", "1_of_1.jsonl", "${key}", "1_of_1'"]
+BAD_SHARD_NAMES = ["../x", "../../etc/passwd", "/tmp/x", "/shard1", "a/shard1", "shard1/..", "shard1\\x", "..",
+                   "$(touch x)", "`touch x`", "; rm -rf x", "shard1; rm -rf x", "shard1 && touch x", "shard1|id",
+                   "shard1\n", " shard1", "shard1 ", "shard1\x00", "shard0", "shard01", "shard１", "Shard1",
+                   "1_of_1", "shard-1", "shard", "", "shard1.jsonl", "${key}", "shard1'"]
 
 
 @pytest.mark.parametrize("name", BAD_SHARD_NAMES)
 def test_shard_names_that_could_leave_data_shards_or_reach_a_shell_are_refused(name: str) -> None:
-    expected = f"split.shards: shard name {name!r} must be K_of_N (like '1_of_1'); {SHARD_FILE_HINT}"
+    expected = f"split.shards: {name!r} is not a shard key; name the shards shard1 ... shard1"
     assert split_error(split(1, {name: {"start": 0, "stop": 1}})) == expected
 
 
 def test_valid_shardings_parse_in_number_order_whatever_the_key_order() -> None:
-    value = split(3, {"3_of_3": {"start": 6, "stop": 9}, "1_of_3": {"start": 0, "stop": 3},
-                      "2_of_3": {"start": 3, "stop": 6}})
+    value = split(3, {"shard3": {"start": 6, "stop": 9}, "shard1": {"start": 0, "stop": 3},
+                      "shard2": {"start": 3, "stop": 6}})
     parsed = SplitParams.parse(value)
-    assert [(s.name, s.start, s.stop) for s in parsed.shards] == [("1_of_3", 0, 3), ("2_of_3", 3, 6), ("3_of_3", 6, 9)]
-    assert parsed.shard("2_of_3").start == 3 and len(parsed.shard("2_of_3")) == 3
-    with pytest.raises(DatasetError) as caught:
-        parsed.shard("4_of_3")
-    assert str(caught.value) == "split.shards has no shard '4_of_3'; known: 1_of_3, 2_of_3, 3_of_3"
+    assert [(s.key, s.name, s.start, s.stop) for s in parsed.shards] == [
+        ("shard1", "1_of_3", 0, 3), ("shard2", "2_of_3", 3, 6), ("shard3", "3_of_3", 6, 9)]
+    assert len(parsed.shards[1]) == 3
+
+
+def test_a_shard_given_as_its_stop_starts_where_the_shard_before_it_stops() -> None:
+    parsed = SplitParams.parse(split(4, {"shard2": 8000, "shard1": 4000, "shard4": 16000, "shard3": 12000}))
+    assert [(s.key, s.start, s.stop) for s in parsed.shards] == [
+        ("shard1", 0, 4000), ("shard2", 4000, 8000), ("shard3", 8000, 12000), ("shard4", 12000, 16000)]
+    mixed = SplitParams.parse(split(3, {"shard1": 5, "shard2": {"start": 7, "stop": 9}, "shard3": 12},
+                                    allow_gaps=True))
+    assert [(s.start, s.stop) for s in mixed.shards] == [(0, 5), (7, 9), (9, 12)]
 
 
 def test_gaps_are_allowed_only_when_asked_for() -> None:
@@ -135,12 +153,14 @@ def test_gaps_are_allowed_only_when_asked_for() -> None:
 
 
 @pytest.mark.parametrize(("records", "expected"), [
-    (15999, "split.shards.4_of_4: stop 16000 is past the end of the merged data (15999 records); set it to at most 15999"),
-    (1, "split.shards.4_of_4: stop 16000 is past the end of the merged data (1 records); set it to at most 1"),
-    (16001, "split.shards: records 16000..16000 are in no shard (after '4_of_4'); set its stop to 16001 or set "
-            "split.allow_gaps: true"),
-    (20000, "split.shards: records 16000..19999 are in no shard (after '4_of_4'); set its stop to 20000 or set "
-            "split.allow_gaps: true"),
+    (15999, "split.shards.shard4: stop 16000 is past the end of the merged data (15999 records); set it to at most "
+            "15999 (python3 -m src.reshard 4 does)"),
+    (1, "split.shards.shard4: stop 16000 is past the end of the merged data (1 records); set it to at most 1 "
+        "(python3 -m src.reshard 4 does)"),
+    (16001, "split.shards: records 16000..16000 are in no shard (after 'shard4'); set its stop to 16001 "
+            "(python3 -m src.reshard 4 does) or set split.allow_gaps: true"),
+    (20000, "split.shards: records 16000..19999 are in no shard (after 'shard4'); set its stop to 20000 "
+            "(python3 -m src.reshard 4 does) or set split.allow_gaps: true"),
 ])
 def test_ranges_are_checked_against_the_merged_record_count(records: int, expected: str) -> None:
     parsed = SplitParams.parse(split(4, shards((0, 4000), (4000, 8000), (8000, 12000), (12000, 16000))))
@@ -153,7 +173,7 @@ def test_ranges_are_checked_against_the_merged_record_count(records: int, expect
 # --- the document: sections, typos of section names, YAML that is unsafe or unreadable ---
 
 SECTIONS_OK = "raw:\n  sources:\n    s:\n      sample: {records: 3, seed: 1}\nmerge:\n  drop_duplicates: false\n" \
-              "split:\n  count: 1\n  shards:\n    1_of_1: {start: 0, stop: 3}\n"
+              "split:\n  count: 1\n  shards:\n    shard1: 3\n"
 
 DOCUMENT_ERRORS = [
     ("typo splt", SECTIONS_OK.replace("split:", "splt:"), "params.yaml: unknown top-level key 'splt'; did you mean 'split'?"),
@@ -167,7 +187,7 @@ DOCUMENT_ERRORS = [
      "params.yaml:9: not valid YAML (mapping values are not allowed here)"),
     ("a tab", SECTIONS_OK.replace("  count: 1", "\tcount: 1"),
      "params.yaml:8: not valid YAML (found character '\\t' that cannot start any token)"),
-    ("unclosed bracket", SECTIONS_OK.replace("{start: 0, stop: 3}", "{start: 0, stop: 3"),
+    ("unclosed bracket", SECTIONS_OK.replace("shard1: 3", "shard1: {start: 0, stop: 3"),
      "params.yaml:11: not valid YAML (expected ',' or '}', but got '<stream end>')"),
     ("python object tag", SECTIONS_OK.replace("count: 1", "count: !!python/object/apply:os.system ['touch pwned']"),
      "params.yaml:8: not valid YAML (could not determine a constructor for the tag "
@@ -274,13 +294,13 @@ def test_params_check_is_silent_on_valid_params() -> None:
 
 def test_params_check_refuses_a_shell_shard_name_in_one_line(tmp_path: Path) -> None:
     document = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text(encoding="utf-8"))
-    document["split"]["shards"]["$(touch pwned)"] = document["split"]["shards"].pop("4_of_4")
+    document["split"]["shards"]["$(touch pwned)"] = document["split"]["shards"].pop("shard4")
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8")
     result = run_params_check(path)
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == (f"error: split.shards: shard name '$(touch pwned)' must be K_of_N (like '1_of_4'); "
-                             f"{SHARD_FILE_HINT}\n")
+    assert result.stderr == ("error: split.shards: '$(touch pwned)' is not a shard key; name the shards shard1 ... "
+                             "shard4\n")
     assert not (tmp_path / "pwned").exists() and not (PROJECT_ROOT / "pwned").exists()
 
 

@@ -15,7 +15,9 @@ import pytest
 from src import records as records_module
 from src.errors import DatasetError
 from src.jsonl import dumps_line
-from src.records import CATEGORIES, FIELDS, SeenSet, iter_source_file, iter_validated, validate_record
+from src.records import iter_source_file, iter_validated, validate_record
+from src.schema import CATEGORIES, FIELDS
+from src.seen import SeenSet
 
 EVERY_FIELD = "every record needs index, instruction, input, output, category"
 OBJECT_EXPECTED = "expected a JSON object with fields index, instruction, input, output, category"
@@ -273,6 +275,48 @@ def test_array_reading_and_line_numbers_do_not_depend_on_chunk_boundaries(tmp_pa
     assert error_of(path) == f"{path}:{expected_lines[0] + 4}: record 1 is malformed (expecting ',' delimiter); fix the JSON there"
 
 
+def big_pretty_array(count: int) -> tuple[str, list[dict], list[int]]:
+    """A multi-line JSON array text, its values and each record's line, counted here from the text itself."""
+    values = [record(n, input="長い文脈。" * (n % 40), output=f"答え {n}") for n in range(count)]
+    pieces = [json.dumps(v, ensure_ascii=False, indent=2) for v in values]
+    text = "[\n" + ",\n".join(pieces) + "\n]\n"
+    starts, line = [], 2  # '[' is line 1; each record is followed by ",\n" (or "\n]")
+    for piece in pieces:
+        starts.append(line)
+        line += piece.count("\n") + 1
+    assert line == text.count("\n")
+    return text, values, starts
+
+
+BIG_RECORDS = 6000
+
+
+def test_array_line_numbers_stay_exact_after_buffer_refills(tmp_path: Path) -> None:
+    text, values, starts = big_pretty_array(BIG_RECORDS)
+    data = text.encode("utf-8")
+    assert len(data) > 2 * records_module.CHUNK_BYTES + (1 << 18)  # the buffer is refilled at least twice
+    path = write(tmp_path, "big.json", data)
+    located = list(iter_source_file(path))
+    assert [value for _, value in located] == values
+    assert [where for where, _ in located] == [f"{path}:{n} (record {k})" for k, n in enumerate(starts, 1)]
+
+
+def test_array_errors_after_buffer_refills_name_their_exact_line(tmp_path: Path) -> None:
+    text, _, starts = big_pretty_array(BIG_RECORDS)
+    number = BIG_RECORDS - 200  # 1-based; its bytes lie past the second refill
+    assert len(text[: text.index(f'"答え {number - 1}"')].encode("utf-8")) > 2 * records_module.CHUNK_BYTES
+    unquoted = text.replace(f'"答え {number - 1}"', f"答え {number - 1}")
+    bad_line = text.count("\n", 0, text.index(f'"答え {number - 1}"')) + 1
+    assert bad_line == starts[number - 1] + 4  # the output line, inside the record
+    path = write(tmp_path, "unquoted.json", unquoted.encode("utf-8"))
+    assert error_of(path) == f"{path}:{bad_line}: record {number} is malformed (expecting value); fix the JSON there"
+    end_of_record = text.index("},\n", text.index(f'"答え {number - 1}"'))
+    no_comma = text[:end_of_record] + "}\n" + text[end_of_record + 3:]
+    path = write(tmp_path, "no-comma.json", no_comma.encode("utf-8"))
+    assert error_of(path) == (f"{path}:{starts[number]}: expected ',' or ']' after record {number}, found '{{'; "
+                              "fix the JSON there")
+
+
 def test_a_record_that_never_closes_is_reported_not_read_forever(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(records_module, "CHUNK_BYTES", 64)
@@ -335,3 +379,14 @@ def test_seen_set_tells_new_from_seen_and_takes_any_text() -> None:
         assert seen.add("\ud800") is True  # lone surrogates hash without raising
         assert seen.add("\ud800") is False
 
+
+def test_seen_set_keeps_parts_apart_whatever_they_contain() -> None:
+    """Parts were once joined with "\x00", so these pairs were one key and merging dropped a distinct record."""
+    pairs = [(("問\x00", "x"), ("問", "\x00x")), (("a", ""), ("", "a")), (("ab",), ("a", "b")), ((), ("",)),
+             (("",), ("", ""))]
+    for first, second in pairs:
+        with SeenSet() as seen:
+            assert seen.add(*first) is True
+            assert seen.add(*second) is True, (first, second)
+            assert seen.add(*first) is False
+            assert seen.add(*second) is False

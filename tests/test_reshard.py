@@ -9,8 +9,9 @@ import yaml
 from src.errors import DatasetError, run_cli
 from src.params import load_params
 from src.reshard import even_ranges, main
+from tests.conftest import PROJECT_ROOT
 
-PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+PROJECT_PARAMS = PROJECT_ROOT / "params.yaml"
 
 
 @pytest.mark.parametrize("records, count, ranges", [
@@ -28,38 +29,75 @@ def test_even_ranges_refuse_empty_shards(records: int, count: int) -> None:
         even_ranges(records, count)
 
 
-def test_reshard_rewrites_only_the_split_block(tmp_path: Path, capsys) -> None:
-    params = tmp_path / "params.yaml"
+def merged_repo(tmp_path: Path, records: int) -> Path:
+    """A params.yaml and dvc.yaml (the project's) beside a merged file of ``records`` lines where dvc.yaml puts it."""
+    for name in ("params.yaml", "dvc.yaml"):
+        (tmp_path / name).write_text((PROJECT_ROOT / name).read_text(encoding="utf-8"), encoding="utf-8")
+    merged = tmp_path / "data" / "merged" / "databricks-dolly-16k-ja.jsonl"
+    merged.parent.mkdir(parents=True)
+    merged.write_bytes(b"{}\n" * records)
+    return tmp_path
+
+
+def reshard(work: Path, *args: str) -> int:
+    return run_cli(main, [*args, "--params", str(work / "params.yaml"), "--dvc-yaml", str(work / "dvc.yaml")])
+
+
+def test_reshard_counts_the_merged_records_and_rewrites_only_count_and_shards(tmp_path: Path, capsys) -> None:
+    work = merged_repo(tmp_path, 15015)
     original = PROJECT_PARAMS.read_text(encoding="utf-8")
-    params.write_text(original, encoding="utf-8")
-    assert run_cli(main, ["8", "--params", str(params)]) == 0
-    assert capsys.readouterr().out == f"{params}: split.count = 8, 16000 records, shards 1_of_8 .. 8_of_8\n"
-    text = params.read_text(encoding="utf-8")
-    assert text.split("\nsplit:")[0] == original.split("\nsplit:")[0]  # raw and merge, comments included
-    split = load_params(params).split
-    assert split.count == 8
-    assert [(s.name, s.start, s.stop) for s in split.shards] == [
-        (f"{k}_of_8", (k - 1) * 2000, k * 2000) for k in range(1, 9)]
-    # Back to 4 gives the committed file again, byte for byte.
-    assert run_cli(main, ["4", "--params", str(params)]) == 0
-    assert params.read_text(encoding="utf-8") == original
+    assert reshard(work, "4") == 0
+    assert capsys.readouterr().out == f"{work / 'params.yaml'}: split.count = 4, 15015 records, shards 1_of_4 .. 4_of_4\n"
+    text = (work / "params.yaml").read_text(encoding="utf-8")
+    assert text == original.replace(
+        "    shard1: 4000\n    shard2: 8000\n    shard3: 12000\n    shard4: 16000\n",
+        "    shard1: 3754\n    shard2: 7508\n    shard3: 11262\n    shard4: 15015\n")
+    split = load_params(work / "params.yaml").split
+    assert [len(s) for s in split.shards] == [3754, 3754, 3754, 3753]
 
 
-def test_reshard_keeps_sections_after_split_and_takes_an_explicit_total(tmp_path: Path) -> None:
+def test_reshard_to_eight_and_back_gives_the_committed_file_again(tmp_path: Path) -> None:
+    work = merged_repo(tmp_path, 16000)
+    assert reshard(work, "8") == 0
+    split = load_params(work / "params.yaml").split
+    assert [(s.key, s.name, s.start, s.stop) for s in split.shards] == [
+        (f"shard{k}", f"{k}_of_8", (k - 1) * 2000, k * 2000) for k in range(1, 9)]
+    assert reshard(work, "4") == 0
+    assert (work / "params.yaml").read_text(encoding="utf-8") == PROJECT_PARAMS.read_text(encoding="utf-8")
+
+
+def test_reshard_keeps_other_split_keys_and_sections_and_takes_an_explicit_total(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
-    params.write_text(PROJECT_PARAMS.read_text(encoding="utf-8") + "\n# trailing section\ntrain:\n  epochs: 3\n")
-    assert run_cli(main, ["3", "--records", "10", "--params", str(params)]) == 0
+    params.write_text(PROJECT_PARAMS.read_text(encoding="utf-8").replace("allow_gaps: false", "allow_gaps: true")
+                      + "\n# trailing section\ntrain:\n  epochs: 3\n")
+    assert run_cli(main, ["3", "--records", "10", "--params", str(params), "--dvc-yaml", str(tmp_path / "none")]) == 0
     document = yaml.safe_load(params.read_text())
     assert document["train"] == {"epochs": 3}
-    assert document["split"]["shards"] == {"1_of_3": {"start": 0, "stop": 4}, "2_of_3": {"start": 4, "stop": 7},
-                                           "3_of_3": {"start": 7, "stop": 10}}
+    assert document["split"] == {"count": 3, "allow_gaps": True, "shards": {"shard1": 4, "shard2": 7, "shard3": 10}}
 
 
-def test_reshard_refuses_an_impossible_count_and_leaves_params_alone(tmp_path: Path, capsys) -> None:
-    params = tmp_path / "params.yaml"
-    params.write_text(PROJECT_PARAMS.read_text(encoding="utf-8"))
-    assert run_cli(main, ["20000", "--params", str(params)]) == 1
-    assert capsys.readouterr().err == ("error: cannot cut 16000 records into 20000 non-empty shards; "
-                                       "choose 1..16000 shards\n")
-    assert params.read_text(encoding="utf-8") == PROJECT_PARAMS.read_text(encoding="utf-8")
-    assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"]
+def test_reshard_without_merged_data_says_how_to_get_the_count(tmp_path: Path, capsys) -> None:
+    work = merged_repo(tmp_path, 10)
+    (work / "data" / "merged" / "databricks-dolly-16k-ja.jsonl").unlink()
+    assert reshard(work, "4") == 1
+    merged = work / "data" / "merged" / "databricks-dolly-16k-ja.jsonl"
+    assert capsys.readouterr().err == (f"error: {merged} is not here, so its record count is unknown; run `dvc repro "
+                                       "merge` (or `dvc pull merge`) first, or give the count with --records TOTAL\n")
+    assert (work / "params.yaml").read_text(encoding="utf-8") == PROJECT_PARAMS.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["20000"], "cannot cut 16000 records into 20000 non-empty shards; choose 1..16000 shards"),
+    (["0"], "cannot cut 16000 records into 0 non-empty shards; choose 1..16000 shards"),
+    (["four"], "python3 -m src.reshard: argument count: invalid int value: 'four' (see --help)"),
+    ([], "python3 -m src.reshard: the following arguments are required: count (see --help)"),
+    (["4", "--shards", "2"], "python3 -m src.reshard: unrecognized arguments: --shards 2 (see --help)"),
+])
+def test_reshard_mistakes_are_one_error_line_and_leave_params_alone(tmp_path: Path, capsys, args: list[str],
+                                                                    message: str) -> None:
+    work = merged_repo(tmp_path, 16000)
+    assert reshard(work, *args) == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", f"error: {message}\n")
+    assert (work / "params.yaml").read_text(encoding="utf-8") == PROJECT_PARAMS.read_text(encoding="utf-8")
+    assert sorted(p.name for p in work.iterdir()) == ["data", "dvc.yaml", "params.yaml"]

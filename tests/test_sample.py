@@ -5,7 +5,8 @@ import hashlib
 import json
 from collections import Counter
 
-from src.records import CATEGORIES, validate_record
+from src.records import validate_record
+from src.schema import CATEGORIES
 from src.sample import SYNTHETIC_MARK, SplitMix64, sample_records
 
 

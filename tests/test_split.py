@@ -1,76 +1,145 @@
-"""Stage split: one shard's range of merged records, in the published line format."""
+"""Stage split: every shard in one pass over the merged records, in the published line format, with the headline
+metrics and the per-shard tables."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
 from src.errors import run_cli
-from src.jsonl import dumps_line
-from src.params import ShardRange
-from src.split import main, shard_records
+from src.jsonl import merged_line
+from src.merge import merged_head
+from src.split import main
 
-PARAMS_8_OVER_10 = """
+PARAMS = """
 raw: {sources: {s: {sample: {records: 10}}}}
 merge: {drop_duplicates: false}
 split:
   count: 3
   allow_gaps: ALLOW
   shards:
-    1_of_3: {start: 0, stop: 4}
-    2_of_3: {start: 4, stop: 7}
-    3_of_3: {start: 7, stop: STOP}
+    shard1: 4
+    shard2: 7
+    shard3: STOP
 """
+OUTPUTS = ("metrics.json", "shards.json", "categories.json", "lengths.json")
+# Record n: category, instruction, input; records 3 and 8 repeat the prompt of record 0 (8 in another shard).
+CATEGORIES = ["open_qa", "open_qa", "closed_qa", "open_qa", "summarization", "open_qa", "open_qa", "closed_qa",
+              "open_qa", "brainstorming"]
 
 
-def merged_file(tmp_path: Path, records: int = 10) -> Path:
-    path = tmp_path / "merged.jsonl"
-    path.write_bytes(b"".join(dumps_line({"index": str(n), "instruction": f"問{n}", "input": "",
-                                          "output": f"答{n}", "category": "open_qa", "source": "s",
-                                          "source_index": str(n)}) for n in range(records)))
-    return path
+def record(n: int) -> dict:
+    prompt = 0 if n in (3, 8) else n
+    return {"index": str(n), "instruction": f"問{prompt}", "input": "文" * (prompt % 3), "output": "答" * (60 * n + 1),
+            "category": CATEGORIES[n], "source": "s", "source_index": str(n)}
 
 
-def params_file(tmp_path: Path, stop: int = 10, allow_gaps: bool = False) -> Path:
-    path = tmp_path / "params.yaml"
-    path.write_text(PARAMS_8_OVER_10.replace("STOP", str(stop)).replace("ALLOW", str(allow_gaps).lower()))
-    return path
+def reference_line(n: int) -> bytes:
+    r = record(n)
+    return (json.dumps({"instruction": r["instruction"], "input": r["input"], "output": r["output"]},
+                       ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def test_shard_records_takes_exactly_the_half_open_range(tmp_path: Path) -> None:
-    lines = merged_file(tmp_path).read_bytes().splitlines(keepends=True)
-    shard = ShardRange("2_of_3", 2, 3, 4, 7)
-    assert [r["index"] for r in shard_records(iter(lines), shard)] == ["4", "5", "6"]
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    (tmp_path / "merged.jsonl").write_bytes(b"".join(merged_line(merged_head(record(n)), record(n))
+                                                     for n in range(10)))
+    return tmp_path
 
 
-def test_split_stage_writes_the_shard_and_its_metrics(tmp_path: Path) -> None:
-    shard, metrics = tmp_path / "shards" / "x-2_of_3.jsonl", tmp_path / "metrics" / "2_of_3.json"
-    main([str(params_file(tmp_path)), "2_of_3", str(merged_file(tmp_path)), str(shard), str(metrics)])
-    expected = "".join(json.dumps({"instruction": f"問{n}", "input": "", "output": f"答{n}"}, ensure_ascii=False)
-                       + "\n" for n in (4, 5, 6)).encode("utf-8")
-    assert shard.read_bytes() == expected
-    summary = json.loads(metrics.read_text())
-    assert (summary["records"], summary["bytes"], summary["start"], summary["stop"]) == (3, len(expected), 4, 7)
+def run_split(work: Path, stop: int = 10, allow_gaps: bool = False, shard_path: str = "shards/x-{shard}.jsonl",
+              capsys=None) -> int:
+    (work / "params.yaml").write_text(PARAMS.replace("STOP", str(stop)).replace("ALLOW", str(allow_gaps).lower()))
+    return run_cli(main, [str(work / "params.yaml"), str(work / "merged.jsonl"), str(work / shard_path),
+                          *(str(work / name) for name in OUTPUTS)])
 
 
-@pytest.mark.parametrize("stop, allow_gaps, message", [
-    (11, False, "error: split.shards.3_of_3: stop 11 is past the end of the merged data (10 records); "
-                "set it to at most 10"),
-    (9, False, "error: split.shards: records 9..9 are in no shard (after '3_of_3'); set its stop to 10 or set "
-               "split.allow_gaps: true"),
+def test_one_pass_writes_every_shard_in_the_published_format(work: Path) -> None:
+    assert run_split(work) == 0
+    expected = {"x-1_of_3.jsonl": range(0, 4), "x-2_of_3.jsonl": range(4, 7), "x-3_of_3.jsonl": range(7, 10)}
+    assert sorted(p.name for p in (work / "shards").iterdir()) == sorted(expected)
+    for name, numbers in expected.items():
+        assert (work / "shards" / name).read_bytes() == b"".join(reference_line(n) for n in numbers)
+
+
+def test_the_tables_describe_each_shard(work: Path) -> None:
+    run_split(work)
+    shards = json.loads((work / "shards.json").read_text())
+    body = (work / "shards" / "x-2_of_3.jsonl").read_bytes()
+    assert shards[1] == {"shard": "2_of_3", "records": 3, "bytes": len(body), "md5": hashlib.md5(body).hexdigest(),
+                         "start": 4, "stop": 7, "with_input": 2, "mean_chars_instruction": 2.0,
+                         "mean_chars_input": round((1 + 2 + 0) / 3, 2), "mean_chars_output": 301.0}
+    categories = json.loads((work / "categories.json").read_text())
+    assert len(categories) == 3 * 8
+    open_qa_2 = next(row for row in categories if row["shard"] == "2_of_3" and row["category"] == "open_qa")
+    # Shard 2 holds records 4, 5, 6: two open_qa of three; the whole holds six of ten.
+    assert open_qa_2 == {"shard": "2_of_3", "category": "open_qa", "records": 2, "share": 66.67,
+                         "whole_share": 60.0, "deviation": 6.67}
+    lengths = json.loads((work / "lengths.json").read_text())
+    assert [row["chars"] for row in lengths[:9]] == ["0-49", "50-99", "100-199", "200-399", "400-799", "800-1599",
+                                                     "1600-3199", "3200-6399", "6400+"]
+    # Shard 1 holds records 0..3: 4, 65, 125, 185 characters.
+    assert [row["records"] for row in lengths[:9]] == [1, 1, 2, 0, 0, 0, 0, 0, 0]
+    assert sum(row["records"] for row in lengths) == 10
+
+
+def test_the_headline_metrics_compare_across_shard_counts(work: Path) -> None:
+    run_split(work)
+    sizes = [(work / "shards" / f"x-{k}_of_3.jsonl").stat().st_size for k in (1, 2, 3)]
+    metrics = json.loads((work / "metrics.json").read_text())
+    assert metrics == {"shards": 3, "records_min": 3, "records_max": 4, "bytes_min": min(sizes),
+                       "bytes_max": max(sizes),
+                       # open_qa: 1 of 3 records in shard 3 (33.33%) against 6 of 10 overall (60%).
+                       "category_deviation_max": 26.67,
+                       # Record 8 repeats the prompt of record 0 in a later shard; record 3 stays in shard 1.
+                       "cross_shard_duplicates": 1}
+
+
+@pytest.mark.parametrize("stop, message", [
+    (11, "error: split.shards.shard3: stop 11 is past the end of the merged data (10 records); set it to at most 10 "
+         "(python3 -m src.reshard 3 does)"),
+    (9, "error: split.shards: records 9..9 are in no shard (after 'shard3'); set its stop to 10 (python3 -m "
+        "src.reshard 3 does) or set split.allow_gaps: true"),
 ])
-def test_ranges_are_checked_against_the_merged_data_before_writing(tmp_path: Path, capsys, stop: int,
-                                                                    allow_gaps: bool, message: str) -> None:
-    shard = tmp_path / "shard.jsonl"
-    status = run_cli(main, [str(params_file(tmp_path, stop, allow_gaps)), "1_of_3", str(merged_file(tmp_path)),
-                            str(shard), str(tmp_path / "m.json")])
-    assert (status, capsys.readouterr().err) == (1, message + "\n")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged.jsonl", "params.yaml"]
+def test_ranges_are_checked_against_the_merged_data_and_nothing_is_left(work: Path, capsys, stop: int,
+                                                                         message: str) -> None:
+    assert run_split(work, stop) == 1
+    assert capsys.readouterr().err == message + "\n"
+    assert sorted(p.name for p in work.iterdir()) == ["merged.jsonl", "params.yaml"]
 
 
-def test_gaps_are_allowed_when_asked(tmp_path: Path) -> None:
-    shard = tmp_path / "shard.jsonl"
-    main([str(params_file(tmp_path, 9, True)), "3_of_3", str(merged_file(tmp_path)), str(shard),
-          str(tmp_path / "m.json")])
-    assert [json.loads(line)["output"] for line in shard.read_bytes().splitlines()] == ["答7", "答8"]
+def test_a_refused_sharding_keeps_the_previous_shards(work: Path, capsys) -> None:
+    run_split(work)
+    before = {p.name: p.read_bytes() for p in (work / "shards").iterdir()}
+    assert run_split(work, 11) == 1
+    assert {p.name: p.read_bytes() for p in (work / "shards").iterdir()} == before
+    assert [p.name for p in work.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_the_shard_directory_holds_exactly_the_current_shards(work: Path) -> None:
+    (work / "shards").mkdir()
+    (work / "shards" / "x-4_of_4.jsonl").write_bytes(b"old\n")
+    run_split(work)
+    assert sorted(p.name for p in (work / "shards").iterdir()) == ["x-1_of_3.jsonl", "x-2_of_3.jsonl",
+                                                                  "x-3_of_3.jsonl"]
+
+
+def test_gaps_are_allowed_when_asked(work: Path) -> None:
+    run_split(work, 9, allow_gaps=True)
+    assert (work / "shards" / "x-3_of_3.jsonl").read_bytes() == reference_line(7) + reference_line(8)
+
+
+@pytest.mark.parametrize("shard_path", ["shards/x.jsonl", "shards/x-{shard}-{shard}.jsonl", "{shard}/x-{shard}.jsonl"])
+def test_the_shard_path_must_name_the_shard_once_in_the_file_name(work: Path, capsys, shard_path: str) -> None:
+    assert run_split(work, shard_path=shard_path) == 1
+    assert capsys.readouterr().err == (f"error: {work / shard_path}: the shard path must hold {{shard}} once, "
+                                       "in the file name\n")
+
+
+def test_a_missing_merged_file_says_which_stage_to_run(work: Path, capsys) -> None:
+    (work / "merged.jsonl").unlink()
+    assert run_split(work) == 1
+    assert capsys.readouterr().err == (f"error: {work / 'merged.jsonl'}: missing; run the merge stage "
+                                       "(dvc repro merge)\n")

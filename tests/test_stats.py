@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from src import stats
-from src.records import CATEGORIES
+from src.schema import CATEGORIES
 from src.stats import RecordStats
 
 

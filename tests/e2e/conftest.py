@@ -390,6 +390,12 @@ def cache_objects(repo: Repo) -> dict[str, int]:
             if path.is_file()}
 
 
+def dir_listing(repo: Repo, out: str) -> dict[str, str]:
+    """{relative path: md5} of the files of a directory output, from its .dir listing in the cache."""
+    listing = json.loads((repo.path / ".dvc" / "cache" / object_key(lock_outs(repo)[out])).read_text())
+    return {entry["relpath"]: entry["md5"] for entry in listing}
+
+
 def out_object_keys(repo: Repo, paths: list[str] | None = None) -> set[str]:
     """The objects the given outputs (default: all in dvc.lock) consist of: a file's object, or a directory's
     .dir listing (read from the cache) and every file in it."""

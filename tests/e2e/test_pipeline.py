@@ -10,7 +10,7 @@ import yaml
 
 from src.sample import sample_records
 from tests.conftest import readme_command
-from tests.e2e.conftest import Repo, edit_params, lock_outs, ran_stages
+from tests.e2e.conftest import SHARD_TEMPLATE, Repo, dir_listing, edit_params, lock_outs, ran_stages
 
 pytestmark = pytest.mark.e2e
 
@@ -27,22 +27,19 @@ def merged_records(repo: Repo) -> list[dict]:
     return [json.loads(line) for line in repo.read_bytes(MERGED).splitlines()]
 
 
-def shard_names(repo: Repo) -> list[str]:
-    return list(yaml.safe_load((repo.path / "params.yaml").read_text())["split"]["shards"])
+def shard_files(repo: Repo) -> list[str]:
+    return sorted(path.name for path in (repo.path / "data" / "shards").iterdir())
 
 
-
-
-
-
+def shard_file_names(count: int) -> list[str]:
+    return sorted(Path(SHARD_TEMPLATE.format(f"{k}_of_{count}")).name for k in range(1, count + 1))
 
 
 def test_default_run_reproduces_the_committed_lock_and_rerun_is_a_no_op(repo: Repo) -> None:
     first = repo.sh(readme_command("python3 -m pip install -r requirements.txt && dvc repro"))
-    assert ran_stages(first.stdout) == ["raw", "merge", "split@1_of_4", "split@2_of_4", "split@3_of_4",
-                                        "split@4_of_4"]
-    # The committed dvc.lock is byte-identical: the outputs reproduce on this machine.
-    repo.git("diff", "--exit-code", "dvc.lock")
+    assert ran_stages(first.stdout) == ["raw", "merge", "split"]
+    # The committed dvc.lock, metrics and plots tables are byte-identical: the outputs reproduce on this machine.
+    assert repo.git("status", "--porcelain").stdout == ""
 
     records = merged_records(repo)
     assert len(records) == 16000
@@ -50,6 +47,7 @@ def test_default_run_reproduces_the_committed_lock_and_rerun_is_a_no_op(repo: Re
     assert [(r["source"], r["source_index"]) for r in records[15014:15016]] == [("dolly_ja", "15014"),
                                                                                 ("additions", "0")]
     expected = projection_lines(records)
+    assert shard_files(repo) == shard_file_names(4)
     for number, name in enumerate(["1_of_4", "2_of_4", "3_of_4", "4_of_4"]):
         assert repo.shard(name).read_bytes() == b"".join(expected[number * 4000:(number + 1) * 4000])
 
@@ -59,40 +57,38 @@ def test_default_run_reproduces_the_committed_lock_and_rerun_is_a_no_op(repo: Re
     assert repo.dvc("status").stdout.strip() == "Data and pipelines are up to date."
 
 
-def test_changing_one_boundary_reruns_only_the_two_shards_it_touches(repo: Repo) -> None:
+def test_moving_one_boundary_rewrites_only_the_two_shards_it_touches(repo: Repo) -> None:
     repo.dvc("repro")
     repo.commit("reproduced")
-    before = lock_outs(repo)
+    before_lock, before = lock_outs(repo), dir_listing(repo, "data/shards")
 
-    def move_boundary(document: dict) -> None:
-        document["split"]["shards"]["2_of_4"]["stop"] = 7000
-        document["split"]["shards"]["3_of_4"]["start"] = 7000
-
-    edit_params(repo, move_boundary)
+    edit_params(repo, lambda document: document["split"]["shards"].update(shard2=7000))
     diff = repo.sh(readme_command("dvc params diff")).stdout
-    assert re.search(r"split\.shards\.2_of_4\.stop\s+8000\s+7000", diff), diff
-    assert re.search(r"split\.shards\.3_of_4\.start\s+8000\s+7000", diff), diff
-    assert "1_of_4" not in diff and "4_of_4" not in diff
-
+    assert diff == ("Path         Param                HEAD    workspace\n"
+                    "params.yaml  split.shards.shard2  8000    7000\n")
     status = repo.sh(readme_command("dvc status")).stdout
-    assert "split@2_of_4" in status and "split@3_of_4" in status
-    assert "split@1_of_4" not in status and "split@4_of_4" not in status
+    # The split stage depends on the split section as a whole; `dvc params diff` names the value.
+    assert status == ("params:\n\tchanged deps:\n\t\tmodified:           params.yaml\n"
+                      "split:\n\tchanged deps:\n\t\tparams.yaml:\n\t\t\tmodified:           split\n")
 
-    assert ran_stages(repo.dvc("repro").stdout) == ["params", "split@2_of_4", "split@3_of_4"]
-    after = lock_outs(repo)
-    for unchanged in ("raw", "merge", "1_of_4", "4_of_4"):
-        paths = [p for p in before if unchanged in p or p.startswith(f"data/{unchanged}")]
-        assert paths and all(after[p] == before[p] for p in paths), unchanged
+    assert ran_stages(repo.dvc("repro").stdout) == ["params", "split"]
+    after_lock, after = lock_outs(repo), dir_listing(repo, "data/shards")
+    for unchanged in ("data/raw", "data/merged/databricks-dolly-16k-ja.jsonl"):
+        assert after_lock[unchanged] == before_lock[unchanged]
+    assert [name for name in before if before[name] != after[name]] == [
+        Path(SHARD_TEMPLATE.format("2_of_4")).name, Path(SHARD_TEMPLATE.format("3_of_4")).name]
     assert sum(1 for _ in repo.shard("2_of_4").open("rb")) == 3000
     assert sum(1 for _ in repo.shard("3_of_4").open("rb")) == 5000
+    metrics = json.loads(repo.dvc("metrics", "diff", "--json").stdout)["metrics/split.json"]
+    assert (metrics["records_min"], metrics["records_max"]) == ({"old": 4000, "new": 3000, "diff": -1000},
+                                                                {"old": 4000, "new": 5000, "diff": 1000})
+    assert "shards" not in metrics  # unchanged values are left out
 
 
 def test_removing_a_shard_without_changing_the_count_is_refused_not_up_to_date(repo: Repo) -> None:
     repo.dvc("repro")
     lock = repo.read_bytes("dvc.lock")
-    edit_params(repo, lambda document: document["split"]["shards"].pop("4_of_4"))
-    # No stage of the removed shard is left to notice, and no other shard's params changed: the params stage is.
-    assert repo.dvc("status").stdout == "params:\n\tchanged deps:\n\t\tmodified:           params.yaml\n"
+    edit_params(repo, lambda document: document["split"]["shards"].pop("shard4"))
     failed = repo.dvc("repro", check=False)
     assert failed.returncode != 0 and ran_stages(failed.stdout) == ["params"]
     assert ("error: split.count is 4 but split.shards names 3 shards; make them agree (python3 -m src.reshard N "
@@ -100,53 +96,69 @@ def test_removing_a_shard_without_changing_the_count_is_refused_not_up_to_date(r
     assert repo.read_bytes("dvc.lock") == lock
 
 
-def test_resharding_to_eight_gives_eight_shards_that_concatenate_to_the_merged_projection(repo: Repo) -> None:
+def test_resharding_to_eight_leaves_exactly_eight_shards_and_no_stale_lock_entry(repo: Repo) -> None:
     repo.dvc("repro")
     output = repo.sh(readme_command("python3 -m src.reshard 8 && dvc repro")).stdout
     assert output.startswith("params.yaml: split.count = 8, 16000 records, shards 1_of_8 .. 8_of_8\n")
-    assert shard_names(repo) == [f"{k}_of_8" for k in range(1, 9)]
-    assert ran_stages(output) == ["params", *(f"split@{k}_of_8" for k in range(1, 9))]
+    assert ran_stages(output) == ["params", "split"]
+    assert shard_files(repo) == shard_file_names(8)
     shards = [repo.shard(f"{k}_of_8").read_bytes() for k in range(1, 9)]
     assert [shard.count(b"\n") for shard in shards] == [2000] * 8
     assert b"".join(shards) == b"".join(projection_lines(merged_records(repo)))
+    lock = yaml.safe_load((repo.path / "dvc.lock").read_text())
+    assert list(lock["stages"]) == ["params", "raw", "merge", "split"]
+    assert list(lock["stages"]["split"]["params"]["params.yaml"]["split"]["shards"]) == [f"shard{k}" for k in range(1, 9)]
+
+    # And back: the committed state again, byte for byte, restored from DVC's run cache.
+    back = repo.sh("python3 -m src.reshard 4 && dvc repro").stdout
+    assert "Stage 'split' is cached - skipping run, checking out outputs" in back
+    assert shard_files(repo) == shard_file_names(4)
+    assert repo.git("status", "--porcelain").stdout == ""
 
 
-def test_an_experiment_with_another_sharding_is_compared_by_params_and_metrics(repo: Repo) -> None:
-    repo.dvc("repro")
-    repo.commit("baseline")
-    ran = ran_stages(repo.sh(readme_command("python3 -m src.reshard 5 && dvc exp run -n five-shards")).stdout)
-    assert ran == ["params", *(f"split@{k}_of_5" for k in range(1, 6))]
-
-    table = repo.sh(readme_command("dvc exp show --only-changed")).stdout
-    assert "[five-shards]" in table and "metrics/shards/1_of_5.json:records" in table
-    shown = json.loads(repo.dvc("exp", "show", "--json").stdout)
-    experiments = [exp for commit in shown for exp in (commit.get("experiments") or [])]
-    five = next(exp for exp in experiments if exp["name"] == "five-shards")
-    data = five["revs"][0]["data"]
-    assert data["params"]["params.yaml"]["data"]["split"]["count"] == 5
-    assert data["metrics"]["metrics/shards/5_of_5.json"]["data"]["records"] == 3200
-
-    diff = repo.sh(readme_command("dvc params diff HEAD five-shards")).stdout
-    assert re.search(r"split\.count\s+4\s+5", diff), diff
-    assert re.search(r"split\.shards\.5_of_5\.stop\s+-\s+16000", diff), diff
-    metrics = repo.sh(readme_command("dvc metrics diff HEAD five-shards")).stdout
-    assert re.search(r"metrics/shards/1_of_5\.json\s+records\s+-\s+3200", metrics), metrics
-    assert re.search(r"metrics/shards/1_of_4\.json\s+records\s+4000\s+-", metrics), metrics
-
-
-def test_real_dataset_plus_additions_gives_16000_records_in_four_exact_shards(repo: Repo, real_data: Path) -> None:
-    # As the README shows: the real file by its path beside the repository (linked, never copied),
-    # plus a 985-record additions file, both declared as deps of the raw stage.
+def use_sources(repo: Repo, real_data: Path, sources: dict) -> None:
+    """The README's recipe: the real file by its path beside the repository (linked, never copied), each path source
+    declared as a dep of the raw stage."""
     (repo.path.parent / "shared").symlink_to(real_data.parent.parent, target_is_directory=True)
-    additions_records = list(sample_records(985, 7))
-    (repo.path.parent / "additions.jsonl").write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in additions_records), encoding="utf-8")
-    sources = {"dolly_ja": {"path": "../shared/data/databricks-dolly-15k-ja.json"},
-               "additions": {"path": "../additions.jsonl"}}
     edit_params(repo, lambda document: document["raw"].update(sources=sources))
     dvc_yaml = yaml.safe_load((repo.path / "dvc.yaml").read_text())
     dvc_yaml["stages"]["raw"]["deps"] += [spec["path"] for spec in sources.values()]
     (repo.path / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
+
+
+def reference_shards(records: list[dict], count: int) -> list[bytes]:
+    """The reference conversion: even contiguous shards (the first ones one record longer), json.dumps per row."""
+    base, extra = divmod(len(records), count)
+    shards, start = [], 0
+    for number in range(count):
+        stop = start + base + (number < extra)
+        shards.append(b"".join(projection_lines(records[start:stop])))
+        start = stop
+    return shards
+
+
+def test_the_real_dataset_alone_resharded_to_four_gives_the_reference_shards(repo: Repo, real_data: Path) -> None:
+    use_sources(repo, real_data, {"dolly_ja": {"path": "../shared/data/databricks-dolly-15k-ja.json"}})
+    repo.sh(readme_command("dvc repro merge"))
+    output = repo.sh(readme_command("python3 -m src.reshard 4 && dvc repro")).stdout
+    assert output.startswith("params.yaml: split.count = 4, 15015 records, shards 1_of_4 .. 4_of_4\n")
+
+    real_records = json.loads(real_data.read_text(encoding="utf-8"))
+    expected = reference_shards(real_records, 4)
+    assert [shard.count(b"\n") for shard in expected] == [3754, 3754, 3754, 3753]
+    assert [repo.shard(f"{k}_of_4").read_bytes() for k in range(1, 5)] == expected
+    merge_metrics = json.loads(repo.read_bytes("metrics/merge.json"))
+    assert merge_metrics["sources"] == {"dolly_ja": 15015}
+    assert merge_metrics["duplicates"]["same_prompt"] == 216  # as the dataset's README states
+    assert repo.dvc("status").stdout.strip() == "Data and pipelines are up to date."
+
+
+def test_real_dataset_plus_additions_gives_16000_records_in_four_exact_shards(repo: Repo, real_data: Path) -> None:
+    additions_records = list(sample_records(985, 7))
+    (repo.path.parent / "additions.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in additions_records), encoding="utf-8")
+    use_sources(repo, real_data, {"dolly_ja": {"path": "../shared/data/databricks-dolly-15k-ja.json"},
+                                  "additions": {"path": "../additions.jsonl"}})
     repo.dvc("repro")
 
     real_records = json.loads(real_data.read_text(encoding="utf-8"))
@@ -162,8 +174,6 @@ def test_real_dataset_plus_additions_gives_16000_records_in_four_exact_shards(re
     assert merge_metrics["sources"] == {"dolly_ja": 15015, "additions": 985}
     assert merge_metrics["duplicates"] == {"exact": len(lines) - len(set(lines)),
                                            "same_prompt": len(prompts) - len(set(prompts)), "dropped": 0}
-    real_prompts = prompts[:15015]
-    assert len(real_prompts) - len(set(real_prompts)) == 216  # as the dataset's README states
     assert repo.dvc("status").stdout.strip() == "Data and pipelines are up to date."
 
     extra = list(sample_records(986, 7))[-1]
@@ -174,8 +184,8 @@ def test_real_dataset_plus_additions_gives_16000_records_in_four_exact_shards(re
     assert re.search(rf"raw:\s+changed deps:\s+modified:\s+{additions_path}\n", status), status
     # One more record than the ranges cover: the split stops, naming the gap, before writing a shard.
     failed = repo.dvc("repro", check=False)
-    assert failed.returncode != 0 and ran_stages(failed.stdout) == ["raw", "merge", "split@1_of_4"]
-    assert ("error: split.shards: records 16000..16000 are in no shard (after '4_of_4'); set its stop to 16001 "
-            "or set split.allow_gaps: true\n") in failed.stderr
-    assert not repo.shard("1_of_4").exists()
+    assert failed.returncode != 0 and ran_stages(failed.stdout) == ["raw", "merge", "split"]
+    assert ("error: split.shards: records 16000..16000 are in no shard (after 'shard4'); set its stop to 16001 "
+            "(python3 -m src.reshard 4 does) or set split.allow_gaps: true\n") in failed.stderr
+    assert not (repo.path / "data" / "shards").exists()
     assert json.loads(repo.read_bytes("metrics/merge.json"))["sources"]["additions"] == 986

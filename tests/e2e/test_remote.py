@@ -12,16 +12,17 @@ import pytest
 
 from tests.conftest import readme_command, readme_python
 from tests.e2e.conftest import (S3_BUCKET, SHARD_TEMPLATE, Repo, S3Server, add_team_remote, base_environment,
-                                cache_objects, edit_params, lock_outs, make_repo, object_key, out_object_keys,
+                                cache_objects, dir_listing, edit_params, lock_outs, make_repo, object_key, out_object_keys,
                                 ran_stages, tracked_key_material)
 
 pytestmark = pytest.mark.e2e
 
 PREFIX = "dolly-ja"  # the team remote is s3://S3_BUCKET/PREFIX
 SHARD_2 = SHARD_TEMPLATE.format("2_of_4")
-METRICS_2 = "metrics/shards/2_of_4.json"
-# Every output of the default pipeline is one object, except data/raw: its .dir listing and its three files.
-OBJECTS_PER_RELEASE = 10 + 1 + 3
+SHARDS = "data/shards"
+# The cached outputs: data/raw (its .dir listing and three files), the merged file, data/shards (its .dir listing
+# and four shards). Metrics and plots are small and kept in git.
+OBJECTS_PER_RELEASE = 4 + 1 + 5
 UP_TO_DATE = "Data and pipelines are up to date.\n"
 
 
@@ -32,6 +33,9 @@ class Published:
     repo: Repo
     first_push: subprocess.CompletedProcess
     objects_after_first_push: dict[str, int]
+
+    def shard_md5(self, name: str) -> str:
+        return shard_md5s(self.repo)[name]
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +51,11 @@ def published(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server) -> 
     objects = s3_server.objects(PREFIX)
     repo.sh(readme_command("git tag v1"))
     return Published(repo, first_push, objects)
+
+
+def shard_md5s(repo: Repo) -> dict[str, str]:
+    """{K_of_N: md5} of the shards in dvc.lock's data/shards listing."""
+    return {Path(name).stem.rsplit("-", 1)[1]: md5 for name, md5 in dir_listing(repo, SHARDS).items()}
 
 
 def team_clone(published: Published, server: S3Server, destination: Path) -> Repo:
@@ -85,7 +94,7 @@ def test_default_local_remote_round_trips_through_a_fresh_clone(repo: Repo, tmp_
     assert f"{OBJECTS_PER_RELEASE} files fetched and " in pulled.stdout
     outs = list(lock_outs(repo))
     original = out_files(repo, outs)
-    assert len(original) == 13  # ten files and data/raw's three
+    assert len(original) == 8  # the merged file, data/raw's three and four shards
     assert out_files(clone, outs) == original
     assert clone.sh(readme_command("dvc status")).stdout == UP_TO_DATE
 
@@ -106,29 +115,35 @@ def test_push_sends_every_output_once_and_a_second_push_sends_nothing(published:
     assert s3_server.objects(PREFIX) == before
 
 
-@pytest.mark.parametrize("command, outs", [
-    pytest.param(readme_command("dvc pull data/shards/databricks-dolly-16k-line_ja-2_of_4.jsonl"), [SHARD_2],
-                 id="file"),
-    pytest.param(readme_command("dvc pull split@2_of_4"), [SHARD_2, METRICS_2], id="stage"),
-])
-def test_pulling_one_shard_fetches_that_shard_and_nothing_else(published: Published, s3_server: S3Server,
-                                                               tmp_path: Path, command: str, outs: list[str]) -> None:
+def test_pulling_one_shard_fetches_that_shard_and_the_small_listing_only(published: Published, s3_server: S3Server,
+                                                                         tmp_path: Path) -> None:
     clone = team_clone(published, s3_server, tmp_path / "work" / "clone")
     assert cache_objects(clone) == {}
 
-    pulled = clone.sh(command)
+    pulled = clone.sh(readme_command("dvc pull data/shards/databricks-dolly-16k-line_ja-2_of_4.jsonl"))
+    assert pulled.stdout == f"A       {SHARDS}/\n2 files fetched and 1 file added\n"
+    shards_listing = object_key(lock_outs(published.repo)[SHARDS])
+    shard_key = object_key(published.shard_md5("2_of_4"))
+    cached = cache_objects(clone)
+    assert cached == {shards_listing: cached[shards_listing], shard_key: len(published.repo.read_bytes(SHARD_2))}
+    assert cached[shards_listing] < 1000  # the listing of four names and hashes
+    assert sorted(p.name for p in (clone.path / SHARDS).iterdir()) == [Path(SHARD_2).name]
+    assert clone.read_bytes(SHARD_2) == published.repo.read_bytes(SHARD_2)
 
-    assert f"{len(outs)} file{'s' if len(outs) > 1 else ''} fetched" in pulled.stdout
-    lock = lock_outs(published.repo)
-    expected = {object_key(lock[out]): len(published.repo.read_bytes(out)) for out in outs}
-    assert cache_objects(clone) == expected
-    assert present_outs(clone) == sorted(outs)
-    assert out_files(clone, outs) == out_files(published.repo, outs)
+
+def test_pulling_the_shard_directory_fetches_every_shard(published: Published, s3_server: S3Server,
+                                                         tmp_path: Path) -> None:
+    clone = team_clone(published, s3_server, tmp_path / "work" / "clone")
+    pulled = clone.sh(readme_command("dvc pull data/shards"))
+    assert pulled.stdout == f"A       {SHARDS}/\n5 files fetched and 4 files added\n"
+    assert set(cache_objects(clone)) == out_object_keys(published.repo, [SHARDS])
+    assert present_outs(clone) == [SHARDS]
+    assert out_files(clone, [SHARDS]) == out_files(published.repo, [SHARDS])
 
 
-# What `dvc status` prints in a clone after `dvc pull split@2_of_4`: outputs that were never pulled are
-# "not in cache" and their consumers' inputs "deleted"; nothing is reported as modified.
-STATUS_AFTER_STAGE_PULL = """\
+# What `dvc status` prints in a clone after pulling one shard: outputs that were never pulled are "not in cache"
+# and their consumers' inputs "deleted"; nothing is reported as modified.
+STATUS_AFTER_SHARD_PULL = """\
 raw:
 \tchanged outs:
 \t\tnot in cache:       data/raw
@@ -137,38 +152,21 @@ merge:
 \t\tdeleted:            data/raw
 \tchanged outs:
 \t\tnot in cache:       data/merged/databricks-dolly-16k-ja.jsonl
-\t\tnot in cache:       metrics/merge.json
-split@1_of_4:
+split:
 \tchanged deps:
 \t\tdeleted:            data/merged/databricks-dolly-16k-ja.jsonl
 \tchanged outs:
-\t\tnot in cache:       data/shards/databricks-dolly-16k-line_ja-1_of_4.jsonl
-\t\tnot in cache:       metrics/shards/1_of_4.json
-split@2_of_4:
-\tchanged deps:
-\t\tdeleted:            data/merged/databricks-dolly-16k-ja.jsonl
-split@3_of_4:
-\tchanged deps:
-\t\tdeleted:            data/merged/databricks-dolly-16k-ja.jsonl
-\tchanged outs:
-\t\tnot in cache:       data/shards/databricks-dolly-16k-line_ja-3_of_4.jsonl
-\t\tnot in cache:       metrics/shards/3_of_4.json
-split@4_of_4:
-\tchanged deps:
-\t\tdeleted:            data/merged/databricks-dolly-16k-ja.jsonl
-\tchanged outs:
-\t\tnot in cache:       data/shards/databricks-dolly-16k-line_ja-4_of_4.jsonl
-\t\tnot in cache:       metrics/shards/4_of_4.json
+\t\tnot in cache:       data/shards
 """
 
 
 def test_after_a_partial_pull_repro_allow_missing_runs_nothing(published: Published, s3_server: S3Server,
                                                               tmp_path: Path) -> None:
     clone = team_clone(published, s3_server, tmp_path / "work" / "clone")
-    clone.dvc("pull", "split@2_of_4")
+    clone.dvc("pull", SHARD_2)
 
     status = clone.dvc("status")
-    assert status.stdout == STATUS_AFTER_STAGE_PULL
+    assert status.stdout == STATUS_AFTER_SHARD_PULL
     assert status.returncode == 0
 
     # Without --allow-missing, DVC would rebuild the pipeline from the first stage (a dry run even fails, since
@@ -182,9 +180,10 @@ def test_after_a_partial_pull_repro_allow_missing_runs_nothing(published: Publis
         result = clone.sh(command)
         assert ran_stages(result.stdout) == [], command
         assert result.stdout.endswith(UP_TO_DATE), command
-        for stage in ("params", "raw", "merge", "split@1_of_4", "split@2_of_4", "split@3_of_4", "split@4_of_4"):
+        for stage in ("params", "raw", "merge", "split"):
             assert f"Stage '{stage}' didn't change, skipping\n" in result.stdout, command
-    assert present_outs(clone) == sorted([SHARD_2, METRICS_2])
+    assert present_outs(clone) == [SHARDS]
+    assert sorted(p.name for p in (clone.path / SHARDS).iterdir()) == [Path(SHARD_2).name]
     clone.git("diff", "--exit-code")  # dvc.lock untouched
 
 
@@ -220,19 +219,21 @@ def test_a_tagged_release_serves_one_shard_to_another_repository(published: Publ
     Repo(work, env).sh(readme_command("git clone URL dolly-ja && cd dolly-ja").replace("URL", str(origin)))
     maintainer = Repo(work / "dolly-ja", env)
 
-    def move_boundary(document: dict) -> None:
-        document["split"]["shards"]["2_of_4"]["stop"] = 7000
-        document["split"]["shards"]["3_of_4"]["start"] = 7000
-
-    edit_params(maintainer, move_boundary)
+    edit_params(maintainer, lambda document: document["split"]["shards"].update(shard2=7000))
     rebuilt = maintainer.sh(readme_command("dvc repro --pull --allow-missing"))
-    assert ran_stages(rebuilt.stdout) == ["params", "split@2_of_4", "split@3_of_4"]
+    assert ran_stages(rebuilt.stdout) == ["params", "split"]
     lock = lock_outs(maintainer)
-    changed = [SHARD_2, METRICS_2, SHARD_TEMPLATE.format("3_of_4"), "metrics/shards/3_of_4.json"]
-    # --pull fetched only the merged file the two stages read, nothing else.
-    assert set(cache_objects(maintainer)) == {object_key(lock[out]) for out in
-                                              ["data/merged/databricks-dolly-16k-ja.jsonl", *changed]}
-    assert maintainer.sh(readme_command("dvc push")).stdout == "4 files pushed\n"
+    shards_v2 = shard_md5s(maintainer)
+    # --pull fetched only the merged file the split reads; the split wrote the four shards and their listing.
+    assert set(cache_objects(maintainer)) == {object_key(lock["data/merged/databricks-dolly-16k-ja.jsonl"]),
+                                              object_key(lock[SHARDS]), *map(object_key, shards_v2.values())}
+    # Shards 1 and 4 keep their bytes: the push sends the two rewritten shards and the new listing, nothing else.
+    shards_v1 = shard_md5s(published.repo)
+    assert [name for name in shards_v1 if shards_v1[name] != shards_v2[name]] == ["2_of_4", "3_of_4"]
+    before = s3_server.objects(PREFIX)
+    assert maintainer.sh(readme_command("dvc push")).stdout == "3 files pushed\n"
+    assert set(s3_server.objects(PREFIX)) - set(before) == {
+        object_key(lock[SHARDS]), object_key(shards_v2["2_of_4"]), object_key(shards_v2["3_of_4"])}
     maintainer.sh(readme_command('git add -A && git commit -m "dataset v2" && git tag v2 && git push origin main v2'))
 
     updated = consumer.sh(readme_command("dvc update --rev v2 databricks-dolly-16k-line_ja-2_of_4.jsonl.dvc"))
@@ -255,9 +256,9 @@ def test_push_to_a_stopped_server_fails_clearly_and_a_later_push_completes(
     expected = cache_objects(clone)
     assert len(expected) == OBJECTS_PER_RELEASE
 
-    assert clone.dvc("push", "split@1_of_4").stdout == "2 files pushed\n"
+    assert clone.dvc("push", "data/raw").stdout == "4 files pushed\n"
     partial = server.objects(PREFIX)
-    assert set(partial) == out_object_keys(clone, [SHARD_TEMPLATE.format("1_of_4"), "metrics/shards/1_of_4.json"])
+    assert set(partial) == out_object_keys(clone, ["data/raw"])
 
     server.kill()
     failed = clone.dvc("push", check=False)
@@ -268,7 +269,7 @@ def test_push_to_a_stopped_server_fails_clearly_and_a_later_push_completes(
     server.start()  # same directory, ports and credentials
     assert server.objects(PREFIX) == partial
     resumed = clone.dvc("push")
-    assert resumed.stdout == f"{OBJECTS_PER_RELEASE - 2} files pushed\n"
+    assert resumed.stdout == f"{OBJECTS_PER_RELEASE - 4} files pushed\n"
     assert server.objects(PREFIX) == expected
 
 
@@ -284,7 +285,7 @@ def test_verify_refuses_a_corrupted_object_from_an_untrusted_remote(published: P
     lines = original.splitlines(keepends=True)
     corrupted = b"".join([lines[1], lines[0], *lines[2:]])
     assert corrupted != original and len(corrupted) == len(original)
-    shard_key = object_key(lock_outs(published.repo)[SHARD_2])
+    shard_key = object_key(published.shard_md5("2_of_4"))
     client.put_object(Bucket=S3_BUCKET, Key=f"{untrusted}/{shard_key}", Body=corrupted)
 
     def consumer(name: str) -> Repo:
@@ -297,9 +298,8 @@ def test_verify_refuses_a_corrupted_object_from_an_untrusted_remote(published: P
     trusting = consumer("trusting")
     assert trusting.dvc("pull", SHARD_2).returncode == 0
     assert trusting.read_bytes(SHARD_2) == corrupted
-    assert cache_objects(trusting) == {shard_key: len(corrupted)}
-    assert ("split@2_of_4:\n\tchanged deps:\n\t\tdeleted:            data/merged/databricks-dolly-16k-ja.jsonl\n"
-            f"\tchanged outs:\n\t\tnot in cache:       {METRICS_2}\nsplit@3_of_4:") in trusting.dvc("status").stdout
+    assert set(cache_objects(trusting)) == {shard_key, object_key(lock_outs(published.repo)[SHARDS])}
+    assert trusting.dvc("status").stdout == STATUS_AFTER_SHARD_PULL
 
     # With verify, every downloaded object is hashed: the corrupted one is dropped, everything else is checked out.
     verifying = consumer("verifying")

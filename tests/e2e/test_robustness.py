@@ -24,7 +24,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from src.records import CATEGORIES
+from src.schema import CATEGORIES
 from src.sample import sample_records
 from tests.conftest import PROJECT_ROOT
 from tests.e2e.conftest import Repo, base_environment, make_repo, ran_stages

@@ -1,0 +1,39 @@
+"""A set of record keys kept on disk, so that duplicate detection keeps memory flat at any size."""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from typing import Self
+
+
+class SeenSet:
+    """A set of digests kept in a temporary on-disk SQLite table, so memory stays flat."""
+
+    def __init__(self) -> None:
+        # "" opens a private temporary database that SQLite deletes when it is closed.
+        self._db = sqlite3.connect("")
+        self._db.execute("PRAGMA cache_size = -8192")
+        self._db.execute("CREATE TABLE seen (digest BLOB PRIMARY KEY) WITHOUT ROWID")
+
+    def add(self, *parts: str) -> bool:
+        """Add the digest of ``parts``; return False when the same parts were added before.
+
+        Each part is prefixed with its byte length, so distinct tuples never digest the same bytes
+        (joining with a separator made ("a\x00", "b") and ("a", "\x00b") one key).
+        """
+        digest = hashlib.blake2b(digest_size=16)
+        for part in parts:
+            data = part.encode("utf-8", "surrogatepass")
+            digest.update(len(data).to_bytes(8, "big"))
+            digest.update(data)
+        cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (digest.digest(),))
+        return cursor.rowcount == 1
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
