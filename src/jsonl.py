@@ -1,8 +1,12 @@
-"""The shard line format, line-oriented reading, and atomic output files.
+"""The shard and record line formats, line-oriented reading, and atomic output files.
 
 A shard line is exactly ``json.dumps({"instruction", "input", "output"}, ensure_ascii=False)``
 with the default separators, then ``\\n``, UTF-8 without BOM: the format of shards already
 published, so that a shard can be proven byte for byte to be the one a model was trained on.
+
+A record line (data/raw/*.jsonl and the merged file) is the record's head (its other fields) followed by
+exactly the fields of its shard line, so later stages cut shard lines out of record lines without parsing or
+re-encoding any text; a head is small and parsed with orjson.
 """
 from __future__ import annotations
 
@@ -14,7 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator, Mapping
 
+import orjson
+
 SHARD_FIELDS = ("instruction", "input", "output")
+# A JSON string never holds an unescaped '"', so the first occurrence of these bytes is the structural one.
+_SHARD_FIELDS_START = b', "instruction": '
+_OUTPUT_START = b'", "output": "'
 
 
 def dumps_line(obj: Mapping[str, object]) -> bytes:
@@ -22,27 +31,25 @@ def dumps_line(obj: Mapping[str, object]) -> bytes:
     return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def shard_line(record: Mapping[str, object]) -> bytes:
-    """The published shard line of a record: its instruction, input and output, in that order."""
-    return dumps_line({field: record[field] for field in SHARD_FIELDS})
+def shard_line(record: Mapping[str, str]) -> bytes:
+    """The published shard line of a record: its instruction, input and output, in that order.
+
+    orjson encodes a string exactly as json.dumps(ensure_ascii=False) does, character for character (a test
+    compares every code point), and about ten times faster; the separators around them are json.dumps's.
+    """
+    return (b'{"instruction": ' + orjson.dumps(record["instruction"]) + b', "input": ' + orjson.dumps(record["input"])
+            + b', "output": ' + orjson.dumps(record["output"]) + b"}\n")
 
 
-# A merged line is its record's head (everything but the shard fields) followed by exactly the shard line's
-# fields, so the split cuts shard lines out of it without parsing or re-encoding the text. A JSON string never
-# holds an unescaped '"', so the first occurrence of these bytes is the structural one.
-_SHARD_FIELDS_START = b', "instruction": '
-_OUTPUT_START = b'", "output": "'
+def join_record_line(head: Mapping[str, object], shard: bytes) -> bytes:
+    """A record line: ``head`` as a JSON object, with the fields of the shard line ``shard`` appended."""
+    return orjson.dumps(head)[:-1] + b", " + shard[1:]
 
 
-def merged_line(head: Mapping[str, object], record: Mapping[str, object]) -> bytes:
-    """``head`` as a JSON object, with the fields of ``record``'s shard line appended (then \n)."""
-    return dumps_line(head)[:-2] + b", " + shard_line(record)[1:]
-
-
-def split_merged_line(line: bytes) -> tuple[bytes, bytes]:
-    """(head as a JSON object, shard line) of a merged line."""
+def split_record_line(line: bytes) -> tuple[dict, bytes]:
+    """(head, shard line) of a record line."""
     cut = line.index(_SHARD_FIELDS_START)
-    return line[:cut] + b"}", b"{" + line[cut + 2:]
+    return orjson.loads(line[:cut] + b"}"), b"{" + line[cut + 2:]
 
 
 def prompt_bytes(shard: bytes) -> bytes:
@@ -54,12 +61,6 @@ def iter_lines(path: Path) -> Iterator[bytes]:
     """Lines of a file we wrote ourselves, split on \\n only (never on U+2028 and friends)."""
     with path.open("rb") as stream:
         yield from stream
-
-
-def read_jsonl(path: Path) -> Iterator[dict]:
-    """Records of a JSON Lines file this pipeline wrote (already validated upstream)."""
-    for line in iter_lines(path):
-        yield json.loads(line)
 
 
 def count_lines(path: Path, chunk_size: int = 1 << 20) -> int:

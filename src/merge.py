@@ -1,10 +1,10 @@
 """Stage merge (the "merged-16k"): concatenate the raw sources in order into one JSON Lines file.
 
 Usage: python3 -m src.merge PARAMS RAW_DIR MERGED_OUT METRICS_OUT
-Every record gets a new contiguous index ("0", "1", ...) and keeps its provenance
-(`source`, `source_index`); a merged line is that head, with the characters of each text field, followed by
-the record's shard line fields (src/jsonl.py merged_line). Exact duplicates (same instruction, input and output, i.e. the
-same shard line) are counted, and dropped only when merge.drop_duplicates is true.
+Every record gets a new contiguous index ("0", "1", ...) and keeps its provenance (`source`, `source_index`).
+Exact duplicates (same instruction, input and output, i.e. the same shard line) are counted, and dropped only
+when merge.drop_duplicates is true. Raw and merged lines hold each record's shard line as it will be published
+(src/jsonl.py), so the merge compares and copies those bytes and never parses the text.
 """
 from __future__ import annotations
 
@@ -14,11 +14,16 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from .errors import DatasetError, expect_args, run_cli
-from .jsonl import SHARD_FIELDS, atomic_file, merged_line, read_jsonl, write_json
+from .jsonl import atomic_file, iter_lines, join_record_line, prompt_bytes, split_record_line, write_json
 from .params import load_params
+from .progress import counted_lines, line_progress
 from .schema import RAW_MANIFEST
 from .seen import SeenSet
 from .stats import RecordStats
+
+
+WRITE_CHUNK_LINES = 4096
+
 
 @dataclass
 class DuplicateCounts:
@@ -27,37 +32,24 @@ class DuplicateCounts:
     dropped: int = 0
 
 
-def merge_records(sources: Iterable[tuple[str, Iterable[dict]]], drop_duplicates: bool,
-                  counts: DuplicateCounts) -> Iterator[dict]:
-    """Merged records with new contiguous indexes; ``counts`` is filled in as they stream."""
+def merge_lines(sources: Iterable[tuple[str, Iterable[bytes]]], drop_duplicates: bool,
+                counts: DuplicateCounts) -> Iterator[tuple[dict, bytes]]:
+    """(head, shard line) of each merged record, renumbered; ``counts`` is filled in as they stream."""
     number = 0
     with SeenSet() as lines, SeenSet() as prompts:
-        for source, records in sources:
-            for record in records:
-                prompt = (record["instruction"], record["input"])
-                if not prompts.add(*prompt):
+        for source, raw_lines in sources:
+            for line in raw_lines:
+                raw_head, shard = split_record_line(line)
+                if not prompts.add_bytes(prompt_bytes(shard)):
                     counts.same_prompt += 1
-                if not lines.add(*prompt, record["output"]):
+                if not lines.add_bytes(shard):
                     counts.exact += 1
                     if drop_duplicates:
                         counts.dropped += 1
                         continue
-                yield {
-                    "index": str(number),
-                    "instruction": record["instruction"],
-                    "input": record["input"],
-                    "output": record["output"],
-                    "category": record["category"],
-                    "source": source,
-                    "source_index": record["index"],
-                }
+                yield {"index": str(number), "category": raw_head["category"], "source": source,
+                       "source_index": raw_head["index"], "chars": raw_head["chars"]}, shard
                 number += 1
-
-
-def merged_head(record: dict) -> dict:
-    """What the split needs of a record besides its shard line: provenance, category and text lengths."""
-    return {"index": record["index"], "category": record["category"], "source": record["source"],
-            "source_index": record["source_index"], "chars": [len(record[field]) for field in SHARD_FIELDS]}
 
 
 def read_manifest(raw_dir: Path) -> dict:
@@ -71,19 +63,24 @@ def main(argv: Sequence[str]) -> None:
     params_path, raw_dir, merged_out, metrics_out = expect_args(
         argv, ("PARAMS", "RAW_DIR", "MERGED_OUT", "METRICS_OUT"), "src.merge")
     params = load_params(Path(params_path)).merge
-    manifest = read_manifest(Path(raw_dir))
-    for name in manifest:
-        if not (Path(raw_dir) / f"{name}.jsonl").is_file():
-            raise DatasetError(f"{Path(raw_dir) / name}.jsonl: missing; run the raw stage (dvc repro raw)")
+    raw_files = {name: Path(raw_dir) / f"{name}.jsonl" for name in read_manifest(Path(raw_dir))}
+    for path in raw_files.values():
+        if not path.is_file():
+            raise DatasetError(f"{path}: missing; run the raw stage (dvc repro raw)")
     counts = DuplicateCounts()
     stats = RecordStats()
-    per_source = {name: 0 for name in manifest}
-    sources = ((name, read_jsonl(Path(raw_dir) / f"{name}.jsonl")) for name in manifest)
-    with atomic_file(Path(merged_out)) as stream:
-        for record in merge_records(sources, params.drop_duplicates, counts):
-            stream.write(merged_line(merged_head(record), record))
-            stats.add(record)
-            per_source[record["source"]] += 1
+    per_source = {name: 0 for name in raw_files}
+    with atomic_file(Path(merged_out)) as stream, line_progress(raw_files.values(), "merge") as bar:
+        sources = ((name, counted_lines(iter_lines(path), bar)) for name, path in raw_files.items())
+        pending: list[bytes] = []
+        for head, shard in merge_lines(sources, params.drop_duplicates, counts):
+            pending.append(join_record_line(head, shard))
+            if len(pending) >= WRITE_CHUNK_LINES:
+                stream.write(b"".join(pending))
+                pending = []
+            stats.add(head["category"], head["chars"])
+            per_source[head["source"]] += 1
+        stream.write(b"".join(pending))
     write_json(Path(metrics_out), {
         **stats.summary(),
         "sources": per_source,

@@ -1,7 +1,8 @@
 """Stage raw: write each source as canonical, validated JSON Lines under data/raw/.
 
 Usage: python3 -m src.raw PARAMS DVC_YAML DOWNLOADS OUT_DIR
-OUT_DIR gets one NAME.jsonl per source plus sources.json, which records their order for merge.
+OUT_DIR gets one NAME.jsonl per source (record lines, src/jsonl.py) plus sources.json, which records their order
+for merge.
 """
 from __future__ import annotations
 
@@ -11,10 +12,19 @@ from typing import Sequence
 import yaml
 
 from .errors import DatasetError, expect_args, run_cli
-from .jsonl import atomic_directory, dumps_line, write_json
+from .jsonl import SHARD_FIELDS, atomic_directory, join_record_line, shard_line, write_json
 from .params import load_params
+from .progress import UPDATE_EVERY_LINES, record_progress
 from .schema import RAW_MANIFEST
 from .sources import check_declared, source_records
+
+
+def raw_line(record: dict) -> bytes:
+    """A validated record as a record line: its index, category and the characters of each text field, then its
+    shard line's fields, encoded once here for every later stage."""
+    head = {"index": record["index"], "category": record["category"],
+            "chars": [len(record[field]) for field in SHARD_FIELDS]}
+    return join_record_line(head, shard_line(record))
 
 
 def raw_stage_deps(dvc_yaml: Path) -> list[str]:
@@ -34,9 +44,12 @@ def main(argv: Sequence[str]) -> None:
     with atomic_directory(Path(out_dir)) as staging:
         for spec in specs:
             count = 0
-            with (staging / f"{spec.name}.jsonl").open("wb") as stream:
+            with (staging / f"{spec.name}.jsonl").open("wb") as stream, \
+                    record_progress(f"raw {spec.name}") as bar:
                 for count, record in enumerate(source_records(spec, Path(downloads)), 1):
-                    stream.write(dumps_line(record))
+                    stream.write(raw_line(record))
+                    if count % UPDATE_EVERY_LINES == 0:
+                        bar.update(UPDATE_EVERY_LINES)
             manifest[spec.name] = {"kind": spec.kind, "records": count}
         write_json(staging / RAW_MANIFEST, {"sources": manifest})
 

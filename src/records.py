@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+import orjson
+
 from .errors import DatasetError
 from .schema import CATEGORIES, FIELDS
 from .seen import SeenSet
@@ -198,6 +200,18 @@ def _iter_json_lines(stream: BinaryIO, name: str) -> Iterator[tuple[str, object]
     for line_number, raw in enumerate(stream, 1):
         if line_number == 1:
             raw = raw.removeprefix(codecs.BOM_UTF8)
+        # Fast path: orjson reads a valid line several times faster than json. Whatever it refuses (bad UTF-8 or
+        # JSON, a blank line, and values json accepts but orjson does not: lone surrogate escapes, NaN, huge
+        # numbers) takes the json path below, which gives the exact error or the value validation refuses.
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if blank_line:
+                raise DatasetError(f"{name}:{blank_line}: blank line inside JSON Lines; remove it")
+            yield f"{name}:{line_number}", value
+            continue
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:

@@ -26,7 +26,14 @@ class SeenSet:
             data = part.encode("utf-8", "surrogatepass")
             digest.update(len(data).to_bytes(8, "big"))
             digest.update(data)
-        cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (digest.digest(),))
+        return self._insert(digest.digest())
+
+    def add_bytes(self, key: bytes) -> bool:
+        """Add the digest of ``key``; return False when the same bytes were added before."""
+        return self._insert(hashlib.blake2b(key, digest_size=16).digest())
+
+    def _insert(self, digest: bytes) -> bool:
+        cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (digest,))
         return cursor.rowcount == 1
 
     def close(self) -> None:

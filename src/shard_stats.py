@@ -15,7 +15,7 @@ import numpy as np
 
 from .schema import CATEGORIES
 
-CHUNK_RECORDS = 100_000
+CHUNK_RECORDS = 10_000
 # Lower edges of the record length bins (characters of instruction, input and output together).
 LENGTH_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200, 6400)
 _CATEGORY_CODES = {category: code for code, category in enumerate(CATEGORIES)}

@@ -8,13 +8,13 @@ against the merged record count before the directory is replaced: a refused shar
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import BinaryIO, Iterable, Sequence
 
 from .errors import DatasetError, expect_args, run_cli
-from .jsonl import atomic_directory, iter_lines, prompt_bytes, split_merged_line, write_json
+from .jsonl import atomic_directory, iter_lines, prompt_bytes, split_record_line, write_json
 from .params import SplitParams, load_params
+from .progress import counted_lines, line_progress
 from .shard_stats import ShardFile, ShardTally
 
 SHARD_PLACEHOLDER = "{shard}"
@@ -68,10 +68,9 @@ def write_shards(lines: Iterable[bytes], split: SplitParams, directory: Path, fi
                 records += 1
                 if records <= shard.start:
                     continue
-                head, shard_line = split_merged_line(line)
-                meta = json.loads(head)
+                head, shard_line = split_record_line(line)
                 out.write(shard_line)
-                tally.add(number, meta["category"], meta["chars"], prompt_bytes(shard_line))
+                tally.add(number, head["category"], head["chars"], prompt_bytes(shard_line))
                 if records == shard.stop:
                     break
             out.flush()
@@ -88,8 +87,9 @@ def main(argv: Sequence[str]) -> None:
     directory, file_name = shard_path_parts(shard_path)
     if not Path(merged).is_file():
         raise DatasetError(f"{merged}: missing; run the merge stage (dvc repro merge)")
-    with ShardTally(split.count) as tally, atomic_directory(directory) as staging:
-        lines = iter(iter_lines(Path(merged)))
+    with ShardTally(split.count) as tally, atomic_directory(directory) as staging, \
+            line_progress([Path(merged)], "split") as bar:
+        lines = counted_lines(iter_lines(Path(merged)), bar)
         written = write_shards(lines, split, staging, file_name, tally)
         tables = tally.tables(written)
         headline = tally.headline(written)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from src.jsonl import (atomic_directory, atomic_file, count_lines, dumps_line, iter_lines, merged_line, prompt_bytes,
-                       shard_line, split_merged_line)
+from src.jsonl import (atomic_directory, atomic_file, count_lines, dumps_line, iter_lines, join_record_line,
+                       prompt_bytes, shard_line, split_record_line)
 
 AWKWARD_TEXTS = ["", "富士山は日本一高い山です。", 'quote " and backslash \\', "tab\tnew\nline\rreturn",
                  "line separator \u2028 and paragraph \u2029", "emoji 🗻 and NUL \x00", "/ slash <b>&amp;</b>"]
@@ -81,13 +81,30 @@ TRICKY_TEXTS = ['", "instruction": "x', '", "output": "y', '\\", "output": "', "
 
 
 @pytest.mark.parametrize("text", TRICKY_TEXTS)
-def test_a_merged_line_holds_exactly_the_shard_line_and_its_prompt(text: str) -> None:
+def test_a_record_line_holds_exactly_the_shard_line_and_its_prompt(text: str) -> None:
     record = {"instruction": "問" + text, "input": text, "output": text + "答"}
     head = {"index": text or "0", "category": "open_qa", "source": "s", "source_index": text, "chars": [1, 2, 3]}
-    line = merged_line(head, record)
+    line = join_record_line(head, shard_line(record))
     assert json.loads(line) == {**head, **record}
-    head_bytes, shard = split_merged_line(line)
-    assert json.loads(head_bytes) == head
-    assert shard == shard_line(record)
-    assert prompt_bytes(shard) == json.dumps({"instruction": record["instruction"], "input": record["input"]},
-                                             ensure_ascii=False).encode("utf-8")[:-2]  # up to the input's closing quote
+    assert split_record_line(line) == (head, shard_line(record))
+    assert prompt_bytes(shard_line(record)) == json.dumps(
+        {"instruction": record["instruction"], "input": record["input"]},
+        ensure_ascii=False).encode("utf-8")[:-2]  # up to the input's closing quote
+
+
+def reference_shard_line(record: dict) -> bytes:
+    return (json.dumps({"instruction": record["instruction"], "input": record["input"], "output": record["output"]},
+                       ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def test_shard_lines_equal_the_reference_for_every_code_point() -> None:
+    """shard_line encodes text with orjson: byte-identical to json.dumps(ensure_ascii=False) for every character
+    (lone surrogates cannot reach it: validation refuses them)."""
+    characters = [chr(code) for code in range(0x110000) if not 0xD800 <= code <= 0xDFFF]
+    for start in range(0, len(characters), 4096):
+        text = "".join(characters[start:start + 4096])
+        record = {"instruction": text, "input": text[::-1], "output": text[:7]}
+        assert shard_line(record) == reference_shard_line(record), hex(ord(text[0]))
+    for character in characters:  # and one at a time, so no neighbour could hide a difference
+        assert shard_line({"instruction": character, "input": "", "output": "x"}) == reference_shard_line(
+            {"instruction": character, "input": "", "output": "x"})

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from src.jsonl import dumps_line
-from src.merge import DuplicateCounts, main, merge_records
+from src.jsonl import shard_line
+from src.merge import DuplicateCounts, main, merge_lines
+from src.raw import raw_line
 from src.schema import RAW_MANIFEST
 from tests.conftest import PROJECT_ROOT
 
@@ -26,11 +27,14 @@ ADDITIONS = [record("0", "山は？", "富士山", category="general_qa"), recor
 @pytest.mark.parametrize("drop, kept", [(False, [0, 1, 2, 3, 4, 5]), (True, [0, 1, 4, 5])])
 def test_merge_renumbers_keeps_provenance_and_counts_duplicates(drop: bool, kept: list[int]) -> None:
     counts = DuplicateCounts()
-    merged = list(merge_records([("base", BASE), ("additions", ADDITIONS)], drop, counts))
+    sources = [("base", map(raw_line, BASE)), ("additions", map(raw_line, ADDITIONS))]
+    merged = list(merge_lines(sources, drop, counts))
     originals = [("base", r) for r in BASE] + [("additions", r) for r in ADDITIONS]
     assert merged == [
-        {"index": str(number), **{k: originals[position][1][k] for k in ("instruction", "input", "output", "category")},
-         "source": originals[position][0], "source_index": originals[position][1]["index"]}
+        ({"index": str(number), "category": originals[position][1]["category"], "source": originals[position][0],
+          "source_index": originals[position][1]["index"],
+          "chars": [len(originals[position][1][k]) for k in ("instruction", "input", "output")]},
+         shard_line(originals[position][1]))
         for number, position in enumerate(kept)
     ]
     # "c" and "0" repeat "a"'s shard line; "1" repeats only its prompt.
@@ -41,7 +45,7 @@ def test_merge_stage_writes_merged_lines_and_metrics(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
     for name, records in (("base", BASE), ("additions", ADDITIONS)):
-        (raw / f"{name}.jsonl").write_bytes(b"".join(dumps_line(r) for r in records))
+        (raw / f"{name}.jsonl").write_bytes(b"".join(map(raw_line, records)))
     (raw / RAW_MANIFEST).write_text(json.dumps({"sources": {"base": {"records": 3}, "additions": {"records": 3}}}))
     params = tmp_path / "params.yaml"
     params.write_text(PROJECT_PARAMS.read_text(encoding="utf-8").replace("drop_duplicates: false",
@@ -51,8 +55,8 @@ def test_merge_stage_writes_merged_lines_and_metrics(tmp_path: Path) -> None:
 
     lines = merged.read_bytes().splitlines(keepends=True)
     # The head (provenance, category, characters of each text field), then exactly the shard line's fields.
-    assert lines[0] == ('{"index": "0", "category": "open_qa", "source": "base", "source_index": "a", '
-                        '"chars": [3, 0, 3], "instruction": "山は？", "input": "", "output": "富士山"}\n').encode("utf-8")
+    assert lines[0] == ('{"index":"0","category":"open_qa","source":"base","source_index":"a","chars":[3,0,3], '
+                        '"instruction": "山は？", "input": "", "output": "富士山"}\n').encode("utf-8")
     assert [json.loads(line)["source_index"] for line in lines] == ["a", "b", "1", "2"]
     summary = json.loads(metrics.read_text())
     assert summary["records"] == 4

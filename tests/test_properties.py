@@ -17,8 +17,9 @@ from hypothesis import given, settings, strategies as st
 
 from src import records as records_module
 from src.errors import DatasetError
-from src.jsonl import merged_line
-from src.merge import DuplicateCounts, merge_records, merged_head
+from src.jsonl import join_record_line, shard_line
+from src.merge import DuplicateCounts, merge_lines
+from src.raw import raw_line
 from src.params import MergeParams, RawParams, SplitParams, parse_params_text
 from src.records import iter_source_file, iter_validated
 from src.schema import CATEGORIES
@@ -87,7 +88,9 @@ def contiguous_ranges(data: st.DataObject, records: int) -> list[tuple[int, int]
 
 def write_shards(merged: list[dict], split: SplitParams) -> list[bytes]:
     """The shards the split stage writes from these merged records (merged lines as the merge stage writes them)."""
-    lines = iter([merged_line(merged_head({"source": "s", "source_index": "0", **r}), r) for r in merged])
+    lines = iter([join_record_line({"category": r["category"], "chars": [len(r[k]) for k in ("instruction", "input",
+                                                                                           "output")]},
+                                   shard_line(r)) for r in merged])
     with tempfile.TemporaryDirectory() as directory, ShardTally(split.count) as tally:
         split_write_shards(lines, split, Path(directory), "x-{shard}.jsonl", tally)
         return [(Path(directory) / f"x-{shard.name}.jsonl").read_bytes() for shard in split.shards]
@@ -99,7 +102,9 @@ def write_shards(merged: list[dict], split: SplitParams) -> list[bytes]:
 def test_every_merged_record_lands_in_exactly_one_shard_in_order(sources, copies, drop_duplicates, data) -> None:
     sources = with_copies(sources, copies)
     counts = DuplicateCounts()
-    merged = list(merge_records(sources, drop_duplicates, counts))
+    raw_sources = [(name, [raw_line(r) for r in records]) for name, records in sources]
+    merged = [{**head, **json.loads(shard)} for head, shard in merge_lines(raw_sources, drop_duplicates, counts)]
+    assert all(m["chars"] == [len(m["instruction"]), len(m["input"]), len(m["output"])] for m in merged)
 
     # The merge keeps every record (or the first of each exact duplicate), in source order, renumbered.
     inputs = [(name, r) for name, records in sources for r in records]

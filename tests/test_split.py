@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from src.errors import run_cli
-from src.jsonl import merged_line
-from src.merge import merged_head
+from src.jsonl import join_record_line, shard_line
 from src.split import main
 
 PARAMS = """
@@ -36,6 +35,11 @@ def record(n: int) -> dict:
             "category": CATEGORIES[n], "source": "s", "source_index": str(n)}
 
 
+def merged_head(r: dict) -> dict:
+    return {"index": r["index"], "category": r["category"], "source": r["source"], "source_index": r["source_index"],
+            "chars": [len(r["instruction"]), len(r["input"]), len(r["output"])]}
+
+
 def reference_line(n: int) -> bytes:
     r = record(n)
     return (json.dumps({"instruction": r["instruction"], "input": r["input"], "output": r["output"]},
@@ -44,7 +48,7 @@ def reference_line(n: int) -> bytes:
 
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
-    (tmp_path / "merged.jsonl").write_bytes(b"".join(merged_line(merged_head(record(n)), record(n))
+    (tmp_path / "merged.jsonl").write_bytes(b"".join(join_record_line(merged_head(record(n)), shard_line(record(n)))
                                                      for n in range(10)))
     return tmp_path
 

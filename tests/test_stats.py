@@ -1,4 +1,4 @@
-"""Statistics for metrics, chunked through pandas."""
+"""Statistics for metrics, chunked through numpy."""
 from __future__ import annotations
 
 import pytest
@@ -12,10 +12,8 @@ from src.stats import RecordStats
 def test_stats_are_the_same_whatever_the_chunk_size(monkeypatch, chunk: int) -> None:
     monkeypatch.setattr(stats, "CHUNK_RECORDS", chunk)
     accumulator = RecordStats()
-    for record in ({"instruction": "山", "input": "", "output": "富士山", "category": "open_qa"},
-                   {"instruction": "川は", "input": "信濃", "output": "川", "category": "closed_qa"},
-                   {"instruction": "湖", "input": "", "output": "琵琶湖です", "category": "open_qa"}):
-        accumulator.add(record)
+    for category, chars in (("open_qa", (1, 0, 3)), ("closed_qa", (2, 2, 1)), ("open_qa", (1, 0, 5))):
+        accumulator.add(category, chars)
     assert accumulator.summary() == {
         "records": 3,
         "with_input": 1,

@@ -396,12 +396,20 @@ def dir_listing(repo: Repo, out: str) -> dict[str, str]:
     return {entry["relpath"]: entry["md5"] for entry in listing}
 
 
+def cached_outs(repo: Repo) -> list[str]:
+    """The outputs DVC caches and pushes (dvc.yaml outs and metrics not marked cache: false), in dvc.yaml's order."""
+    stages = yaml.safe_load((repo.path / "dvc.yaml").read_text())["stages"]
+    entries = [out for stage in stages.values() for key in ("outs", "metrics", "plots") for out in stage.get(key, [])]
+    return [out if isinstance(out, str) else next(iter(out)) for out in entries
+            if isinstance(out, str) or (out[next(iter(out))] or {}).get("cache", True)]
+
+
 def out_object_keys(repo: Repo, paths: list[str] | None = None) -> set[str]:
-    """The objects the given outputs (default: all in dvc.lock) consist of: a file's object, or a directory's
+    """The objects the given outputs (default: every cached output) consist of: a file's object, or a directory's
     .dir listing (read from the cache) and every file in it."""
     outs = lock_outs(repo)
     keys = set()
-    for path in outs if paths is None else paths:
+    for path in cached_outs(repo) if paths is None else paths:
         md5 = outs[path]
         keys.add(object_key(md5))
         if md5.endswith(".dir"):

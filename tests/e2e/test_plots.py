@@ -22,6 +22,7 @@ import pytest
 
 from dvc_render import VegaRenderer, render_html
 
+from tests.conftest import readme_command
 from tests.e2e.browser import chromium_binary, count_marks, plot_ids, render_offline, screenshot_directory
 from tests.e2e.conftest import Repo, lock_outs
 
@@ -49,10 +50,10 @@ def chromium() -> str:
     return binary
 
 
-def rendered_plots(repo: Repo, command: list[str], screenshot: Path) -> tuple[str, list[str]]:
+def rendered_plots(repo: Repo, command: str, screenshot: Path) -> tuple[str, list[str]]:
     """Run `dvc plots show/diff ...`, check the page it wrote loads nothing, render it offline, and return the
     rendered DOM and the ids of its plots' <div>s in dvc.yaml's order: records, categories, lengths."""
-    result = repo.dvc(*command)
+    result = repo.sh(command)
     page = repo.path / "dvc_plots" / "index.html"
     assert page.as_uri() in result.stdout, result.stdout
     assert "No plots were loaded" not in result.stdout + result.stderr
@@ -82,7 +83,7 @@ def test_plots_show_draws_the_default_sharding_offline(repo: Repo, chromium: str
     template = (repo.path / PAGE_TEMPLATE).read_text(encoding="utf-8")
     assert "{plot_divs}" in template and "{scripts}" not in template
 
-    dom, (records, categories, lengths) = rendered_plots(repo, ["plots", "show"],
+    dom, (records, categories, lengths) = rendered_plots(repo, readme_command("dvc plots show"),
                                                          screenshot_directory(tmp_path) / "plots-show.png")
     # 4 shards of 4000: one bar each; a heatmap cell (with its value written in) per shard and category;
     # one histogram line per shard, with a point per length bin.
@@ -101,7 +102,7 @@ def test_plots_diff_of_two_shardings_draws_both_offline(repo: Repo, chromium: st
     repo.python("-m", "src.reshard", "8")
     repo.dvc("exp", "run", "-n", "eight")
 
-    dom, (records, categories, lengths) = rendered_plots(repo, ["plots", "diff", "HEAD", "eight"],
+    dom, (records, categories, lengths) = rendered_plots(repo, "dvc plots diff HEAD eight",
                                                          screenshot_directory(tmp_path) / "plots-diff.png")
     # Both revisions in every plot: 4 + 8 bars, 4 x 8 + 8 x 8 heatmap cells (one panel each), 4 + 8 lines.
     assert count_marks(dom, records, "rect") == 4 + 8

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import readme_command, readme_python
 from tests.e2e.conftest import (S3_BUCKET, SHARD_TEMPLATE, Repo, S3Server, add_team_remote, base_environment,
-                                cache_objects, dir_listing, edit_params, lock_outs, make_repo, object_key, out_object_keys,
+                                cache_objects, cached_outs, dir_listing, edit_params, lock_outs, make_repo, object_key, out_object_keys,
                                 ran_stages, tracked_key_material)
 
 pytestmark = pytest.mark.e2e
@@ -21,8 +21,8 @@ PREFIX = "dolly-ja"  # the team remote is s3://S3_BUCKET/PREFIX
 SHARD_2 = SHARD_TEMPLATE.format("2_of_4")
 SHARDS = "data/shards"
 # The cached outputs: data/raw (its .dir listing and three files), the merged file, data/shards (its .dir listing
-# and four shards). Metrics and plots are small and kept in git.
-OBJECTS_PER_RELEASE = 4 + 1 + 5
+# and four shards), the offline plots page. Metrics and plot tables are small and kept in git.
+OBJECTS_PER_RELEASE = 4 + 1 + 5 + 1
 UP_TO_DATE = "Data and pipelines are up to date.\n"
 
 
@@ -75,7 +75,8 @@ def out_files(repo: Repo, outs) -> dict[str, bytes]:
 
 
 def present_outs(repo: Repo) -> list[str]:
-    return sorted(out for out in lock_outs(repo) if (repo.path / out).exists())
+    """The cached outputs that are in the workspace (git-tracked metrics and tables always are)."""
+    return sorted(out for out in cached_outs(repo) if (repo.path / out).exists())
 
 
 def test_default_local_remote_round_trips_through_a_fresh_clone(repo: Repo, tmp_path: Path) -> None:
@@ -92,9 +93,9 @@ def test_default_local_remote_round_trips_through_a_fresh_clone(repo: Repo, tmp_
     clone = repo.clone(tmp_path / "work" / "clone")
     pulled = clone.sh(readme_command("dvc pull"))
     assert f"{OBJECTS_PER_RELEASE} files fetched and " in pulled.stdout
-    outs = list(lock_outs(repo))
+    outs = cached_outs(repo)
     original = out_files(repo, outs)
-    assert len(original) == 8  # the merged file, data/raw's three and four shards
+    assert len(original) == 9  # the merged file, data/raw's three, four shards and the plots page
     assert out_files(clone, outs) == original
     assert clone.sh(readme_command("dvc status")).stdout == UP_TO_DATE
 
@@ -105,9 +106,11 @@ def test_push_sends_every_output_once_and_a_second_push_sends_nothing(published:
     expected = out_object_keys(repo)
     assert len(expected) == OBJECTS_PER_RELEASE
     assert published.first_push.stdout == f"{OBJECTS_PER_RELEASE} files pushed\n"
-    # The remote holds exactly the cache's data objects, byte counts included.
-    assert published.objects_after_first_push == cache_objects(repo)
+    # The remote holds exactly the cached outputs' objects, byte counts included (the cache also keeps copies of
+    # the git-tracked metrics and tables for DVC's run cache; those are never pushed).
     assert set(published.objects_after_first_push) == expected
+    assert published.objects_after_first_push == {key: size for key, size in cache_objects(repo).items()
+                                                  if key in expected}
 
     before = s3_server.objects(PREFIX)
     second = repo.dvc("push")
@@ -157,6 +160,9 @@ split:
 \t\tdeleted:            data/merged/databricks-dolly-16k-ja.jsonl
 \tchanged outs:
 \t\tnot in cache:       data/shards
+plots_page:
+\tchanged outs:
+\t\tnot in cache:       plots/page.html
 """
 
 
@@ -307,11 +313,12 @@ def test_verify_refuses_a_corrupted_object_from_an_untrusted_remote(published: P
     pulled = verifying.sh("dvc pull", check=False)
     assert pulled.returncode == 1
     assert pulled.stderr.startswith("ERROR: failed to pull data from the cloud - Checkout failed for following "
-                                    f"targets:\n{SHARD_2}\nIs your cache up to date?\n")
+                                    f"targets:\n{SHARDS}\nIs your cache up to date?\n")
     assert f"{OBJECTS_PER_RELEASE} files fetched" in pulled.stdout  # DVC counts the refused object as fetched
-    assert not (verifying.path / SHARD_2).exists()
+    # The directory holding the corrupted shard is not checked out at all; every other output is, intact.
+    assert not (verifying.path / SHARDS).exists()
     assert shard_key not in cache_objects(verifying)
-    others = [out for out in lock_outs(published.repo) if out != SHARD_2]
+    others = [out for out in cached_outs(published.repo) if out != SHARDS]
     assert present_outs(verifying) == sorted(others)
     assert out_files(verifying, others) == out_files(published.repo, others)
     # The verbose log names the cause.

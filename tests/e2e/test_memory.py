@@ -1,0 +1,57 @@
+"""Peak resident memory of every stage is flat in the number of records, and within 128 MiB (issue 8).
+
+Each stage script runs alone in a fresh process, at N and at 4N records of the built-in sample; the peak is the
+process's own ru_maxrss, read by a small wrapper that starts it.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.e2e
+
+RECORDS = 20_000
+LIMIT_BYTES = 128 << 20
+# Runs a command and prints the peak resident memory (bytes) of the processes it waited for.
+PEAK_WRAPPER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)")
+
+
+def stage_commands(work: Path) -> dict[str, list[str]]:
+    """The stage commands of dvc.yaml, run from the project directory on files in ``work``."""
+    return {
+        "raw": ["src.raw", str(work / "params.yaml"), str(PROJECT_ROOT / "dvc.yaml"), str(work / "downloads"),
+                str(work / "raw")],
+        "merge": ["src.merge", str(work / "params.yaml"), str(work / "raw"), str(work / "merged.jsonl"),
+                  str(work / "merge.json")],
+        "split": ["src.split", str(work / "params.yaml"), str(work / "merged.jsonl"),
+                  str(work / "shards" / "x-{shard}.jsonl"), str(work / "split.json"),
+                  *(str(work / f"{table}.json") for table in ("shards", "categories", "lengths"))],
+    }
+
+
+def peaks(work: Path, records: int) -> dict[str, int]:
+    work.mkdir()
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["raw"]["sources"] = {"sample": {"sample": {"records": records, "seed": 1}}}
+    params["split"].update(count=4, shards={f"shard{k}": records * k // 4 for k in range(1, 5)})
+    (work / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    found = {}
+    for stage, command in stage_commands(work).items():
+        result = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, sys.executable, "-m", *command],
+                                cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=True)
+        found[stage] = int(result.stdout)
+    return found
+
+
+def test_every_stage_peaks_below_128_mib_and_flat_in_the_record_count(tmp_path: Path) -> None:
+    small, large = peaks(tmp_path / "n", RECORDS), peaks(tmp_path / "4n", 4 * RECORDS)
+    for stage in ("raw", "merge", "split"):
+        assert large[stage] <= LIMIT_BYTES, (stage, large)
+        assert large[stage] <= 1.2 * small[stage], (stage, small, large)

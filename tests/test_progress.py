@@ -1,0 +1,49 @@
+"""Progress on a terminal, silence elsewhere."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from src import progress
+from src.progress import counted_lines, line_progress, record_progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def lines_file(tmp_path: Path, count: int) -> Path:
+    path = tmp_path / "lines.jsonl"
+    path.write_bytes(b'{"x": "y"}\n' * count)
+    return path
+
+
+def test_a_terminal_sees_records_bytes_rate_and_eta(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(progress, "SHOW_AFTER_SECONDS", 0)
+    monkeypatch.setattr(progress, "UPDATE_EVERY_LINES", 10)
+    path, screen = lines_file(tmp_path, 100), Terminal()
+    with line_progress([path], "split", file=screen) as bar:
+        lines = list(counted_lines(path.open("rb"), bar))
+        bar.refresh()
+    assert len(lines) == 100
+    shown = screen.getvalue().split("\r")
+    assert shown[2].startswith("split: 100% 1.10k/1.10kB, 100 records [") and shown[2].endswith("B/s, ETA 00:00]")
+    assert shown[-1] == ""  # the bar clears its line when the stage ends
+
+
+def test_nothing_is_printed_when_stderr_is_not_a_terminal(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(progress, "SHOW_AFTER_SECONDS", 0)
+    path, log = lines_file(tmp_path, 10_000), io.StringIO()
+    with line_progress([path], "split", file=log) as bar:
+        assert sum(1 for _ in counted_lines(path.open("rb"), bar)) == 10_000
+    with record_progress("raw s", file=log) as bar:
+        bar.update(10_000)
+    assert log.getvalue() == ""
+
+
+def test_a_short_run_stays_quiet_even_on_a_terminal(tmp_path: Path) -> None:
+    path, screen = lines_file(tmp_path, 100), Terminal()
+    with line_progress([path], "split", file=screen) as bar:
+        list(counted_lines(path.open("rb"), bar))
+    assert screen.getvalue() == ""
