@@ -15,14 +15,22 @@ class DatasetError(Exception):
 
 
 def run_cli(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None) -> int:
-    """Run a stage's main(argv); turn DatasetError into a one-line message and exit 1."""
+    """Run a stage's main(argv); turn DatasetError, and any fault of the machine (OSError) that no stage turned into
+    one, into a one-line message and exit 1."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         main(args)
     except DatasetError as error:
-        print(f"error: {str(error).translate(_LINE_BREAKS)}", file=sys.stderr)
-        return 1
+        return _fail(str(error))
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        return _fail(f"{where}{error.strerror or error}; check the file and the device, then run again")
     return 0
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message.translate(_LINE_BREAKS)}", file=sys.stderr)
+    return 1
 
 
 def expect_args(argv: Sequence[str], names: Sequence[str], program: str) -> list[str]:

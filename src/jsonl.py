@@ -10,6 +10,8 @@ re-encoding any text; a head is small and parsed with orjson.
 """
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import shutil
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, Mapping
 
 import orjson
+
+from .errors import DatasetError
 
 SHARD_FIELDS = ("instruction", "input", "output")
 # A JSON string never holds an unescaped '"', so the first occurrence of these bytes is the structural one.
@@ -110,9 +114,22 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if _is_write_fault(error):
+            raise _write_error(path, error) from None
         raise
+
+
+def _is_write_fault(error: BaseException) -> bool:
+    """An OSError with no file name came from writing, flushing or syncing the output itself."""
+    return isinstance(error, OSError) and error.filename is None
+
+
+def _write_error(path: Path, error: BaseException) -> DatasetError:
+    reason = getattr(error, "strerror", None) or error
+    return DatasetError(f"{path}: cannot write ({reason}); free some disk space or check the device, then run "
+                        "the stage again")
 
 
 def write_json(path: Path, obj: object) -> None:
@@ -130,15 +147,36 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     try:
         os.chmod(temporary, _mode_after_umask(0o777))
         yield temporary
-        if path.exists():
-            # Move the old directory aside under a temporary name, so a kill between
-            # the two renames leaves it recoverable and it is swept on the next run.
+        if not path.exists():
+            os.replace(temporary, path)
+        elif _exchange(temporary, path):
+            shutil.rmtree(temporary)  # now the old directory
+        else:
+            # No atomic exchange here: move the old directory aside under a temporary name, so a kill between
+            # the two renames leaves the output absent (never partial) and the old one is swept on the next run.
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp"))
             os.replace(path, old / path.name)
             os.replace(temporary, path)
             shutil.rmtree(old)
-        else:
-            os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(temporary, ignore_errors=True)
+        if _is_write_fault(error):
+            raise _write_error(path, error) from None
         raise
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two directories in one step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a kernel or filesystem without it
+        return False
+    raise OSError(code, os.strerror(code), str(second))

@@ -65,84 +65,86 @@ def _string(value: object, where: str) -> str:
 
 
 @dataclass(frozen=True)
-class SampleSpec:
+class PathSource:
+    """A local JSON array or JSON Lines file."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """A download pinned by its checksum: ``algorithm`` (md5 or sha256) and ``digest`` (lowercase hex)."""
+
+    url: str
+    algorithm: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class SampleSource:
     """The built-in synthetic sample: ``records`` records generated from ``seed``."""
 
     records: int
     seed: int
 
 
+Origin = PathSource | UrlSource | SampleSource
+ORIGIN_KINDS = {"path": PathSource, "url": UrlSource, "sample": SampleSource}
+
+
 @dataclass(frozen=True)
 class SourceSpec:
-    """One source: exactly one of a local ``path``, a pinned ``url`` or the built-in ``sample``."""
+    """One source: where its records come from, and how its fields map onto the schema."""
 
     name: str
-    path: str | None = None
-    url: str | None = None
-    md5: str | None = None
-    sha256: str | None = None
-    sample: SampleSpec | None = None
+    origin: Origin
     fields: Mapping[str, str] = field(default_factory=dict)
     number_records: bool = False
 
     KEYS = ("path", "url", "md5", "sha256", "sample", "fields", "number_records")
 
-    def __post_init__(self) -> None:
-        where = f"raw.sources.{self.name}"
-        if not SOURCE_NAME.fullmatch(self.name):
-            raise DatasetError(f"raw.sources: source name {self.name!r} must use only letters, digits, '_' and "
+    @property
+    def kind(self) -> str:
+        return next(kind for kind, origin_type in ORIGIN_KINDS.items() if isinstance(self.origin, origin_type))
+
+    @classmethod
+    def parse(cls, name: object, value: object) -> "SourceSpec":
+        where = f"raw.sources.{name}"
+        if not isinstance(name, str) or not SOURCE_NAME.fullmatch(name):
+            raise DatasetError(f"raw.sources: source name {name!r} must use only letters, digits, '_' and "
                                "'-' (it names a file under data/raw/)")
-        kinds = [kind for kind in ("path", "url", "sample") if getattr(self, kind) is not None]
+        spec = _mapping(value, where, cls.KEYS)
+        kinds = [kind for kind in ORIGIN_KINDS if kind in spec]
         if len(kinds) != 1:
             raise DatasetError(f"{where}: give exactly one of path, url or sample (found: {', '.join(kinds) or 'none'})")
-        pins = [name for name in HEX_DIGEST_LENGTHS if getattr(self, name) is not None]
-        if self.url is not None and len(pins) != 1:
+        pins = [algorithm for algorithm in HEX_DIGEST_LENGTHS if algorithm in spec]
+        if kinds == ["url"] and len(pins) != 1:
             raise DatasetError(f"{where}: a url source needs exactly one checksum, md5 or sha256, to pin its bytes")
-        if self.url is None and pins:
+        if kinds != ["url"] and pins:
             raise DatasetError(f"{where}: {pins[0]} pins a download; only url sources take it")
-        for name in pins:
-            digest = getattr(self, name)
-            if not re.fullmatch(rf"[0-9a-f]{{{HEX_DIGEST_LENGTHS[name]}}}", digest):
-                raise DatasetError(f"{where}.{name} must be {HEX_DIGEST_LENGTHS[name]} lowercase hex digits")
-        targets = list(self.fields.values())
-        for source_field, target in self.fields.items():
+        origin: Origin
+        if kinds == ["path"]:
+            origin = PathSource(_string(spec["path"], f"{where}.path"))
+        elif kinds == ["url"]:
+            algorithm = pins[0]
+            digest = _string(spec[algorithm], f"{where}.{algorithm}")
+            if not re.fullmatch(rf"[0-9a-f]{{{HEX_DIGEST_LENGTHS[algorithm]}}}", digest):
+                raise DatasetError(f"{where}.{algorithm} must be {HEX_DIGEST_LENGTHS[algorithm]} lowercase hex digits")
+            origin = UrlSource(_string(spec["url"], f"{where}.url"), algorithm, digest)
+        else:
+            sample = _mapping(spec["sample"], f"{where}.sample", ("records", "seed"))
+            origin = SampleSource(records=_integer(sample.get("records"), f"{where}.sample.records", 1),
+                                  seed=_integer(sample.get("seed", 0), f"{where}.sample.seed", 0))
+        fields = {key: _string(target, f"{where}.fields.{key}")
+                  for key, target in _mapping(spec.get("fields", {}), f"{where}.fields").items()}
+        targets = list(fields.values())
+        for source_field, target in fields.items():
             if target not in FIELDS:
                 raise DatasetError(f"{where}.fields.{source_field}: '{target}' is not a record field; "
                                    f"use one of {', '.join(FIELDS)}")
             if targets.count(target) > 1:
                 raise DatasetError(f"{where}.fields: two source fields are renamed to '{target}'")
-
-    @property
-    def kind(self) -> str:
-        return "path" if self.path is not None else "url" if self.url is not None else "sample"
-
-    @property
-    def pin(self) -> tuple[str, str]:
-        """(algorithm, hex digest) of a url source."""
-        return ("md5", self.md5) if self.md5 is not None else ("sha256", self.sha256)
-
-    @classmethod
-    def parse(cls, name: object, value: object) -> "SourceSpec":
-        where = f"raw.sources.{name}"
-        spec = _mapping(value, where, cls.KEYS)
-        sample = None
-        if "sample" in spec:
-            sample_spec = _mapping(spec["sample"], f"{where}.sample", ("records", "seed"))
-            sample = SampleSpec(
-                records=_integer(sample_spec.get("records"), f"{where}.sample.records", 1),
-                seed=_integer(sample_spec.get("seed", 0), f"{where}.sample.seed", 0),
-            )
-        fields = _mapping(spec.get("fields", {}), f"{where}.fields")
-        return cls(
-            name=str(name),
-            path=_string(spec["path"], f"{where}.path") if "path" in spec else None,
-            url=_string(spec["url"], f"{where}.url") if "url" in spec else None,
-            md5=_string(spec["md5"], f"{where}.md5") if "md5" in spec else None,
-            sha256=_string(spec["sha256"], f"{where}.sha256") if "sha256" in spec else None,
-            sample=sample,
-            fields={key: _string(target, f"{where}.fields.{key}") for key, target in fields.items()},
-            number_records=_boolean(spec.get("number_records", False), f"{where}.number_records"),
-        )
+        return cls(name, origin, fields, _boolean(spec.get("number_records", False), f"{where}.number_records"))
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from contextlib import contextmanager
+from typing import IO, Iterator
 
 from .errors import DatasetError
 from .jsonl import atomic_file
-from .params import SourceSpec
+from .params import PathSource, SampleSource, SourceSpec, UrlSource
 from .records import CHUNK_BYTES, iter_source_file, iter_validated
 from .sample import sample_records
 
@@ -25,45 +26,69 @@ def file_digest(path: Path, algorithm: str) -> str:
     return digest.hexdigest()
 
 
-def download(spec: SourceSpec, downloads: Path) -> Path:
-    """Fetch a pinned url once into ``downloads`` (named by its checksum) and verify it."""
-    algorithm, expected = spec.pin
+def download(name: str, source: UrlSource, downloads: Path) -> Path:
+    """Fetch a pinned url once into ``downloads`` (named by its checksum) and verify it.
+
+    A network fault and a fault of this machine (a full disk, say) are told apart: each names what failed.
+    """
+    algorithm, expected = source.algorithm, source.digest
     target = downloads / f"{algorithm}-{expected}"
     if target.is_file() and file_digest(target, algorithm) == expected:
         return target
-    where = f"raw.sources.{spec.name}"
+    where = f"raw.sources.{name}"
     digest = hashlib.new(algorithm)
     try:
-        with urllib.request.urlopen(spec.url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response, \
-                atomic_file(target) as stream:
-            while chunk := response.read(CHUNK_BYTES):
+        with atomic_file(target) as stream, _opened(where, source.url) as response:
+            while chunk := _read(where, source.url, response):
                 digest.update(chunk)
                 stream.write(chunk)
             if digest.hexdigest() != expected:
                 raise DatasetError(
-                    f"{where}: {spec.url} has {algorithm} {digest.hexdigest()} but params pin {expected}; "
+                    f"{where}: {source.url} has {algorithm} {digest.hexdigest()} but params pin {expected}; "
                     f"if the file changed on purpose, update {where}.{algorithm}"
                 )
-    except urllib.error.HTTPError as error:
-        raise DatasetError(f"{where}: cannot download {spec.url} (HTTP {error.code} {error.reason}); "
-                           "check the url") from None
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        reason = getattr(error, "reason", None) or error
-        raise DatasetError(f"{where}: cannot download {spec.url} ({reason}); check the network or the url, "
-                           "or use a path: source") from None
+    except OSError as error:  # raised by this machine: creating, writing or renaming the download
+        raise DatasetError(f"{where}: cannot save the download to {target} ({error.strerror or error}); "
+                           "free some disk space or check that the directory is writable") from None
     return target
+
+
+def _network_error(where: str, url: str, error: Exception) -> DatasetError:
+    if isinstance(error, urllib.error.HTTPError):
+        return DatasetError(f"{where}: cannot download {url} (HTTP {error.code} {error.reason}); check the url")
+    reason = getattr(error, "reason", None) or error
+    return DatasetError(f"{where}: cannot download {url} ({reason}); check the network or the url, or use a path: "
+                        "source")
+
+
+@contextmanager
+def _opened(where: str, url: str) -> Iterator[IO[bytes]]:
+    try:
+        response = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise _network_error(where, url, error) from None
+    with response:
+        yield response
+
+
+def _read(where: str, url: str, response: IO[bytes]) -> bytes:
+    try:
+        return response.read(CHUNK_BYTES)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise _network_error(where, url, error) from None
 
 
 def source_records(spec: SourceSpec, downloads: Path) -> Iterator[dict]:
     """Validated canonical records of one source, streamed."""
-    if spec.sample is not None:
-        values = ((f"sample '{spec.name}' record {n}", record)
-                  for n, record in enumerate(sample_records(spec.sample.records, spec.sample.seed), 1))
-    else:
-        if spec.path is not None:
-            values = iter_source_file(Path(spec.path))
-        else:
-            values = iter_source_file(download(spec, downloads), name=spec.url)
+    values: Iterator[tuple[str, object]]
+    match spec.origin:
+        case SampleSource(records, seed):
+            values = ((f"sample '{spec.name}' record {n}", record)
+                      for n, record in enumerate(sample_records(records, seed), 1))
+        case PathSource(path):
+            values = iter_source_file(Path(path))
+        case UrlSource() as source:
+            values = iter_source_file(download(spec.name, source, downloads), name=source.url)
     return iter_validated(values, spec.name, spec.fields, spec.number_records)
 
 
@@ -71,8 +96,9 @@ def check_declared(specs: tuple[SourceSpec, ...], declared_deps: list[str]) -> N
     """Every path: source must be a dep of the raw stage, or `dvc repro` would miss its edits."""
     declared = {os.path.normpath(dep) for dep in declared_deps}
     for spec in specs:
-        if spec.path is not None and os.path.normpath(spec.path) not in declared:
+        if isinstance(spec.origin, PathSource) and os.path.normpath(spec.origin.path) not in declared:
+            path = spec.origin.path
             raise DatasetError(
-                f"raw.sources.{spec.name}.path {spec.path} is not a dep of the raw stage; add '- {spec.path}' "
+                f"raw.sources.{spec.name}.path {path} is not a dep of the raw stage; add '- {path}' "
                 "to stages.raw.deps in dvc.yaml so that dvc repro notices when the file changes"
             )

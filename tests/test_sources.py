@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import http.server
 import threading
 from pathlib import Path
@@ -10,7 +12,8 @@ from typing import Iterator
 import pytest
 
 from src.errors import DatasetError
-from src.params import SourceSpec
+from src.params import PathSource, SourceSpec, UrlSource
+from src.sample import sample_records
 from src.sources import check_declared, download, source_records
 from tests.conftest import REAL_DATA_MD5, REAL_DATA_RECORDS, REAL_DATA_SHA256
 
@@ -41,73 +44,102 @@ class FileServer:
         self._thread.join(timeout=10)
 
 
+SMALL = "small.json"
+
+
 @pytest.fixture
-def server(real_data: Path) -> Iterator[FileServer]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding a small generated source (a JSON array of 20 sample records) to serve."""
+    directory = tmp_path_factory.mktemp("served")
+    (directory / SMALL).write_text(json.dumps(list(sample_records(20, 3)), ensure_ascii=False), encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+def server(served: Path) -> Iterator[FileServer]:
+    running = FileServer(served)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def real_server(real_data: Path) -> Iterator[FileServer]:
     running = FileServer(real_data.parent)
     yield running
     running.stop()
 
 
-def url_spec(url: str, **pin: str) -> SourceSpec:
-    return SourceSpec(name="dolly_ja", url=url, **pin)
+def url_spec(url: str, algorithm: str = "sha256", digest: str = "0" * 64) -> SourceSpec:
+    return SourceSpec("dolly_ja", UrlSource(url, algorithm, digest))
 
 
-@pytest.mark.parametrize("pin", [{"sha256": REAL_DATA_SHA256}, {"md5": REAL_DATA_MD5}])
-def test_pinned_url_is_downloaded_once_and_verified(server: FileServer, real_data: Path, tmp_path: Path,
-                                                    pin: dict) -> None:
-    spec = url_spec(server.url(real_data.name), **pin)
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("algorithm, digest", [("sha256", REAL_DATA_SHA256), ("md5", REAL_DATA_MD5)])
+def test_the_real_dataset_is_downloaded_once_and_verified(real_server: FileServer, real_data: Path, tmp_path: Path,
+                                                          algorithm: str, digest: str) -> None:
+    spec = url_spec(real_server.url(real_data.name), algorithm, digest)
     records = list(source_records(spec, tmp_path))
     assert len(records) == REAL_DATA_RECORDS
     assert records[0]["index"] == "0" and records[-1]["index"] == "15014"
     assert len(list(source_records(spec, tmp_path))) == REAL_DATA_RECORDS
-    assert server.requests == [f"/{real_data.name}"]  # the second read used the verified download
-    algorithm, digest = spec.pin
+    assert real_server.requests == [f"/{real_data.name}"]  # the second read used the verified download
     assert [p.name for p in tmp_path.iterdir()] == [f"{algorithm}-{digest}"]
     assert (tmp_path / f"{algorithm}-{digest}").read_bytes() == real_data.read_bytes()
 
 
-def test_checksum_mismatch_is_refused_and_nothing_is_kept(server: FileServer, real_data: Path,
-                                                          tmp_path: Path) -> None:
+def test_a_small_pinned_download_is_fetched_once(server: FileServer, served: Path, tmp_path: Path) -> None:
+    spec = url_spec(server.url(SMALL), digest=sha256(served / SMALL))
+    assert [r["index"] for r in source_records(spec, tmp_path)] == [str(n) for n in range(20)]
+    assert [r["index"] for r in source_records(spec, tmp_path)] == [str(n) for n in range(20)]
+    assert server.requests == [f"/{SMALL}"]
+
+
+def test_checksum_mismatch_is_refused_and_nothing_is_kept(server: FileServer, served: Path, tmp_path: Path) -> None:
     wrong = "0" * 64
-    spec = url_spec(server.url(real_data.name), sha256=wrong)
+    spec = url_spec(server.url(SMALL), digest=wrong)
     with pytest.raises(DatasetError) as error:
-        download(spec, tmp_path)
+        download("dolly_ja", spec.origin, tmp_path)
     assert str(error.value) == (
-        f"raw.sources.dolly_ja: {spec.url} has sha256 {REAL_DATA_SHA256} but params pin {wrong}; "
+        f"raw.sources.dolly_ja: {server.url(SMALL)} has sha256 {sha256(served / SMALL)} but params pin {wrong}; "
         "if the file changed on purpose, update raw.sources.dolly_ja.sha256")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_server_that_is_gone_gives_a_clear_error(server: FileServer, real_data: Path, tmp_path: Path) -> None:
-    spec = url_spec(server.url(real_data.name), sha256=REAL_DATA_SHA256)
+def test_a_server_that_is_gone_gives_a_clear_error(server: FileServer, tmp_path: Path) -> None:
+    spec = url_spec(server.url(SMALL))
     server.stop()
     with pytest.raises(DatasetError) as error:
-        download(spec, tmp_path)
+        download("dolly_ja", spec.origin, tmp_path)
     message = str(error.value)
-    assert message.startswith(f"raw.sources.dolly_ja: cannot download {spec.url} (")
+    assert message.startswith(f"raw.sources.dolly_ja: cannot download {server.url(SMALL)} (")
     assert "Connection refused" in message
     assert message.endswith("); check the network or the url, or use a path: source")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_missing_file_on_the_server_gives_a_clear_error(server: FileServer, tmp_path: Path) -> None:
-    spec = url_spec(server.url("no-such-file.json"), sha256=REAL_DATA_SHA256)
+    spec = url_spec(server.url("no-such-file.json"))
     with pytest.raises(DatasetError) as error:
-        download(spec, tmp_path)
-    assert str(error.value) == f"raw.sources.dolly_ja: cannot download {spec.url} (HTTP 404 File not found); check the url"
+        download("dolly_ja", spec.origin, tmp_path)
+    assert str(error.value) == (f"raw.sources.dolly_ja: cannot download {server.url('no-such-file.json')} "
+                                "(HTTP 404 File not found); check the url")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_corrupted_earlier_download_is_fetched_again(server: FileServer, real_data: Path, tmp_path: Path) -> None:
-    spec = url_spec(server.url(real_data.name), sha256=REAL_DATA_SHA256)
-    (tmp_path / f"sha256-{REAL_DATA_SHA256}").write_bytes(b"[]")
-    path = download(spec, tmp_path)
-    assert path.read_bytes() == real_data.read_bytes()
+def test_a_corrupted_earlier_download_is_fetched_again(server: FileServer, served: Path, tmp_path: Path) -> None:
+    digest = sha256(served / SMALL)
+    spec = url_spec(server.url(SMALL), digest=digest)
+    (tmp_path / f"sha256-{digest}").write_bytes(b"[]")
+    path = download("dolly_ja", spec.origin, tmp_path)
+    assert path.read_bytes() == (served / SMALL).read_bytes()
     assert len(server.requests) == 1
 
 
 def test_path_sources_must_be_declared_as_raw_stage_deps() -> None:
-    spec = SourceSpec(name="extra", path="inputs/extra.jsonl")
+    spec = SourceSpec("extra", PathSource("inputs/extra.jsonl"))
     check_declared((spec,), ["src/raw.py", "./inputs/extra.jsonl"])
     with pytest.raises(DatasetError) as error:
         check_declared((spec,), ["src/raw.py"])
