@@ -33,6 +33,7 @@ class Published:
     repo: Repo
     first_push: subprocess.CompletedProcess
     objects_after_first_push: dict[str, int]
+    origin: Path
 
     def shard_md5(self, name: str) -> str:
         return shard_md5s(self.repo)[name]
@@ -45,12 +46,15 @@ def published(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server) -> 
     # No AWS_* variables from the host: a dvc command gets credentials from config.local or as the test says.
     env = {key: value for key, value in base_environment(root / "home").items() if not key.startswith("AWS_")}
     repo = make_repo(root / "work" / "repo", env)
+    origin = root / "work" / "origin.git"  # the project's git URL (a bare repository, as on a git server)
+    repo.git("init", "-q", "--bare", "-b", "main", str(origin))
+    repo.git("remote", "add", "origin", str(origin))
     add_team_remote(repo, s3_server, PREFIX)  # README "Remote storage": credentials in .dvc/config.local
     repo.sh(readme_command("dvc repro"))
     first_push = repo.sh(readme_command("dvc push"))
     objects = s3_server.objects(PREFIX)
-    repo.sh(readme_command("git tag v1"))
-    return Published(repo, first_push, objects)
+    repo.sh(readme_command("git tag v1 && git push origin main v1"))
+    return Published(repo, first_push, objects, origin)
 
 
 def shard_md5s(repo: Repo) -> dict[str, str]:
@@ -81,6 +85,11 @@ def present_outs(repo: Repo) -> list[str]:
 
 def test_default_local_remote_round_trips_through_a_fresh_clone(repo: Repo, tmp_path: Path) -> None:
     """The committed default remote is a directory beside the repository: no network, no credentials."""
+    # Before anyone pushed, a fresh clone's pull finds nothing, says so, and fails.
+    early = repo.clone(tmp_path / "work" / "early").sh(readme_command("dvc pull"), check=False)
+    assert early.returncode == 1
+    assert early.stdout == "Everything is up to date.\n"
+    assert "ERROR: failed to pull data from the cloud - Checkout failed for following targets:\n" in early.stderr
     pushed = repo.sh(readme_command("dvc repro && dvc push"))
     expected = out_object_keys(repo)
     assert len(expected) == OBJECTS_PER_RELEASE
@@ -196,10 +205,10 @@ def test_after_a_partial_pull_repro_allow_missing_runs_nothing(published: Publis
 def test_a_tagged_release_serves_one_shard_to_another_repository(published: Published, s3_server: S3Server,
                                                                 tmp_path: Path) -> None:
     work = tmp_path / "work"
-    origin = work / "origin.git"  # the release's git URL (a bare repository, as on a git server)
-    published.repo.git("clone", "-q", "--bare", str(published.repo.path), str(origin))
+    origin = work / "origin.git"  # the release's git URL: a copy of the maintainer's, so this test's v2 stays here
+    published.repo.git("clone", "-q", "--mirror", str(published.origin), str(origin))
     v1 = published.repo.read_bytes(SHARD_2)
-    env = {**published.repo.env, **s3_server.credentials_env}  # credentials only in the environment
+    env = {**published.repo.env, **s3_server.credentials_env}  # the consumer's credentials: in the environment
 
     consumer = Repo(work / "consumer", env)
     consumer.path.mkdir()
@@ -222,8 +231,15 @@ def test_a_tagged_release_serves_one_shard_to_another_repository(published: Publ
     assert records == [json.loads(line) for line in v1.splitlines()]
 
     # The maintainer, on another machine (a clone with no data), moves a boundary and releases v2.
-    Repo(work, env).sh(readme_command("git clone URL dolly-ja && cd dolly-ja").replace("URL", str(origin)))
-    maintainer = Repo(work / "dolly-ja", env)
+    # (no credentials in the environment: the README's --local step gives them)
+    Repo(work, published.repo.env).sh(readme_command("git clone URL dolly-ja && cd dolly-ja")
+                                      .replace("URL", str(origin)))
+    maintainer = Repo(work / "dolly-ja", published.repo.env)
+    assert "AWS_ACCESS_KEY_ID" not in maintainer.env
+    maintainer.sh(readme_command("dvc remote modify --local team access_key_id KEY_ID")
+                  .replace("KEY_ID", s3_server.access_key_id))
+    maintainer.sh(readme_command("dvc remote modify --local team secret_access_key SECRET")
+                  .replace("SECRET", s3_server.secret_access_key))
 
     edit_params(maintainer, lambda document: document["split"]["shards"].update(shard2=7000))
     rebuilt = maintainer.sh(readme_command("dvc repro --pull --allow-missing"))
@@ -249,6 +265,18 @@ def test_a_tagged_release_serves_one_shard_to_another_repository(published: Publ
     assert v2 == b"".join(v1.splitlines(keepends=True)[:3000])  # records [4000, 7000) of the same merge
     assert v2 != v1
     assert "rev: v2\n" in (consumer.path / f"{imported.name}.dvc").read_text()
+
+
+def test_a_push_to_a_bucket_that_does_not_exist_says_so(s3_server: S3Server, tmp_path: Path) -> None:
+    (tmp_path / "home").mkdir()
+    repo = make_repo(tmp_path / "work" / "repo", {**base_environment(tmp_path / "home"), **s3_server.credentials_env})
+    repo.dvc("remote", "add", "-d", "team", "s3://no-such-bucket/dolly-ja")
+    repo.dvc("remote", "modify", "team", "endpointurl", s3_server.endpoint)
+    repo.dvc("repro")
+    failed = repo.dvc("push", check=False)
+    assert failed.returncode == 255
+    assert failed.stderr.startswith("ERROR: unexpected error - The specified bucket does not exist: An error occurred "
+                                    "(NoSuchBucket)"), failed.stderr
 
 
 def test_push_to_a_stopped_server_fails_clearly_and_a_later_push_completes(
