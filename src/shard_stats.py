@@ -1,29 +1,20 @@
 """Statistics of a sharding: a few headline metrics that mean the same whatever the shard count, and per-shard
 detail tables (sizes, category shares, length histograms) that dvc.yaml draws as plots.
 
-Counts accumulate in fixed-size chunks of numpy arrays, and prompts go to an on-disk SQLite table, so memory
-stays flat however many records and shards there are.
+Counts accumulate per shard in src/stats.py; prompts go to an on-disk SQLite table. Memory stays flat however
+many records and shards there are.
 """
 from __future__ import annotations
 
 import hashlib
 import sqlite3
 from dataclasses import dataclass
-from typing import Sequence
-
-import numpy as np
+from typing import Self, Sequence
 
 from .schema import CATEGORIES
+from .stats import LENGTH_BINS, RecordStats, length_label
 
 CHUNK_RECORDS = 10_000
-# Lower edges of the record length bins (characters of instruction, input and output together).
-LENGTH_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200, 6400)
-_CATEGORY_CODES = {category: code for code, category in enumerate(CATEGORIES)}
-
-
-def length_label(number: int) -> str:
-    start = LENGTH_BINS[number]
-    return f"{start}+" if number == len(LENGTH_BINS) - 1 else f"{start}-{LENGTH_BINS[number + 1] - 1}"
 
 
 @dataclass(frozen=True)
@@ -39,14 +30,10 @@ class ShardFile:
 
 
 class ShardTally:
-    """Per-shard category counts, text lengths and prompts of the records as they are written."""
+    """Per-shard statistics and prompts of the records as they are written."""
 
     def __init__(self, shard_count: int) -> None:
-        self._categories = np.zeros((shard_count, len(CATEGORIES)), dtype=np.int64)
-        self._chars = np.zeros((shard_count, 3), dtype=np.int64)
-        self._with_input = np.zeros(shard_count, dtype=np.int64)
-        self._lengths = np.zeros((shard_count, len(LENGTH_BINS)), dtype=np.int64)
-        self._pending: list[tuple[int, int, int, int, int]] = []
+        self.stats = RecordStats(shard_count)
         self._pending_prompts: list[tuple[bytes, int]] = []
         # "" opens a private temporary database that SQLite deletes when it is closed.
         self._prompts = sqlite3.connect("")
@@ -55,31 +42,18 @@ class ShardTally:
 
     def add(self, shard: int, category: str, chars: Sequence[int], prompt: bytes) -> None:
         """Count one record of shard number ``shard`` (0-based); ``prompt`` identifies its instruction and input."""
-        self._pending.append((shard, _CATEGORY_CODES[category], chars[0], chars[1], chars[2]))
+        self.stats.add(category, chars, shard)
         self._pending_prompts.append((hashlib.blake2b(prompt, digest_size=16).digest(), shard))
-        if len(self._pending) >= CHUNK_RECORDS:
-            self._flush()
+        if len(self._pending_prompts) >= CHUNK_RECORDS:
+            self._flush_prompts()
 
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        rows = np.array(self._pending, dtype=np.int64)
-        shards, codes, chars = rows[:, 0], rows[:, 1], rows[:, 2:]
-        count = len(self._with_input)
-        self._categories += np.bincount(shards * len(CATEGORIES) + codes,
-                                        minlength=count * len(CATEGORIES)).reshape(count, -1)
-        for field in range(3):
-            self._chars[:, field] += np.bincount(shards, weights=chars[:, field], minlength=count).astype(np.int64)
-        self._with_input += np.bincount(shards[chars[:, 1] > 0], minlength=count)
-        bins = np.searchsorted(LENGTH_BINS, chars.sum(axis=1), side="right") - 1
-        self._lengths += np.bincount(shards * len(LENGTH_BINS) + bins,
-                                     minlength=count * len(LENGTH_BINS)).reshape(count, -1)
+    def _flush_prompts(self) -> None:
         self._prompts.executemany("INSERT INTO prompt VALUES (?, ?)", self._pending_prompts)
-        self._pending, self._pending_prompts = [], []
+        self._pending_prompts = []
 
     def cross_shard_duplicates(self) -> int:
         """Records whose instruction and input already appear in an earlier shard."""
-        self._flush()
+        self._flush_prompts()
         (count,) = self._prompts.execute(
             "SELECT COUNT(*) FROM prompt JOIN (SELECT digest, MIN(shard) AS first FROM prompt GROUP BY digest) "
             "USING (digest) WHERE shard > first").fetchone()
@@ -88,7 +62,7 @@ class ShardTally:
     def close(self) -> None:
         self._prompts.close()
 
-    def __enter__(self) -> "ShardTally":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -96,29 +70,28 @@ class ShardTally:
 
     def tables(self, files: Sequence[ShardFile]) -> dict[str, list[dict]]:
         """The per-shard detail: "shards", "categories" and "lengths" rows, in shard order."""
-        self._flush()
-        whole = self._categories.sum(axis=0)
+        stats = self.stats
+        stats.flush()
+        whole = stats.categories.sum(axis=0)
         total = max(int(whole.sum()), 1)
         shards, categories, lengths = [], [], []
         for number, shard in enumerate(files):
             records = max(shard.records, 1)
-            mean = {f"mean_chars_{field}": round(int(self._chars[number, n]) / records, 2)
-                    for n, field in enumerate(("instruction", "input", "output"))}
+            mean = {f"mean_chars_{field}": value for field, value in stats.mean_chars(number).items()}
             shards.append({"shard": shard.name, "records": shard.records, "bytes": shard.bytes, "md5": shard.md5,
                            "start": shard.start, "stop": shard.stop,
-                           "with_input": int(self._with_input[number]), **mean})
+                           "with_input": int(stats.with_input[number]), **mean})
             for code, category in enumerate(CATEGORIES):
-                share = 100 * int(self._categories[number, code]) / records
+                share = 100 * int(stats.categories[number, code]) / records
                 whole_share = 100 * int(whole[code]) / total
                 categories.append({"shard": shard.name, "category": category,
-                                   "records": int(self._categories[number, code]), "share": round(share, 2),
+                                   "records": int(stats.categories[number, code]), "share": round(share, 2),
                                    "whole_share": round(whole_share, 2),
                                    "deviation": round(share - whole_share, 2)})
             lengths.extend({"shard": shard.name, "bin_start": LENGTH_BINS[bin_number],
-                            "chars": length_label(bin_number), "records": int(self._lengths[number, bin_number])}
+                            "chars": length_label(bin_number), "records": int(stats.lengths[number, bin_number])}
                            for bin_number in range(len(LENGTH_BINS)))
         return {"shards": shards, "categories": categories, "lengths": lengths}
-
     def headline(self, files: Sequence[ShardFile]) -> dict[str, int | float]:
         """The metrics `dvc exp show` and `dvc metrics diff` compare across shardings of any count."""
         deviations = [abs(row["deviation"]) for row in self.tables(files)["categories"]]

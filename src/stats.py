@@ -1,4 +1,5 @@
-"""Per-dataset statistics for metrics files, accumulated over fixed-size chunks with numpy (flat memory).
+"""Record statistics by group (one group for the merged data, one per shard for a split), accumulated over
+fixed-size chunks with numpy, so memory stays flat however many records there are.
 
 numpy rather than pandas: importing pandas alone takes about 100 MB of resident memory, most of a stage's
 budget, for sums that numpy does as well.
@@ -13,42 +14,60 @@ from .schema import CATEGORIES
 
 TEXT_FIELDS = ("instruction", "input", "output")
 CHUNK_RECORDS = 10_000
+# Lower edges of the record length bins (characters of instruction, input and output together).
+LENGTH_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200, 6400)
 _CATEGORY_CODES = {category: code for code, category in enumerate(CATEGORIES)}
 
 
+def length_label(number: int) -> str:
+    start = LENGTH_BINS[number]
+    return f"{start}+" if number == len(LENGTH_BINS) - 1 else f"{start}-{LENGTH_BINS[number + 1] - 1}"
+
+
 class RecordStats:
-    """Accumulates record count, category counts and text lengths; summary() gives the metrics."""
+    """Per group: records, category counts, characters per text field, records with input, length bins."""
 
-    def __init__(self) -> None:
-        self._pending: list[tuple[int, int, int, int]] = []
-        self.records = 0
-        self._categories = np.zeros(len(CATEGORIES), dtype=np.int64)
-        self._chars = np.zeros(len(TEXT_FIELDS), dtype=np.int64)
-        self._with_input = 0
+    def __init__(self, groups: int = 1) -> None:
+        self._pending: list[tuple[int, int, int, int, int]] = []
+        self.categories = np.zeros((groups, len(CATEGORIES)), dtype=np.int64)
+        self.chars = np.zeros((groups, len(TEXT_FIELDS)), dtype=np.int64)
+        self.with_input = np.zeros(groups, dtype=np.int64)
+        self.lengths = np.zeros((groups, len(LENGTH_BINS)), dtype=np.int64)
 
-    def add(self, category: str, chars: Sequence[int]) -> None:
+    def add(self, category: str, chars: Sequence[int], group: int = 0) -> None:
         """Count one record of ``category`` whose instruction, input and output have ``chars`` characters."""
-        self._pending.append((_CATEGORY_CODES[category], chars[0], chars[1], chars[2]))
+        self._pending.append((group, _CATEGORY_CODES[category], chars[0], chars[1], chars[2]))
         if len(self._pending) >= CHUNK_RECORDS:
-            self._flush()
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         if not self._pending:
             return
         rows = np.array(self._pending, dtype=np.int64)
         self._pending = []
-        self.records += len(rows)
-        self._categories += np.bincount(rows[:, 0], minlength=len(CATEGORIES))
-        self._chars += rows[:, 1:].sum(axis=0)
-        self._with_input += int((rows[:, 2] > 0).sum())
+        groups, codes, chars = rows[:, 0], rows[:, 1], rows[:, 2:]
+        count = len(self.with_input)
+        self.categories += np.bincount(groups * len(CATEGORIES) + codes,
+                                       minlength=count * len(CATEGORIES)).reshape(count, -1)
+        for field in range(len(TEXT_FIELDS)):
+            self.chars[:, field] += np.bincount(groups, weights=chars[:, field], minlength=count).astype(np.int64)
+        self.with_input += np.bincount(groups[chars[:, 1] > 0], minlength=count)
+        bins = np.searchsorted(LENGTH_BINS, chars.sum(axis=1), side="right") - 1
+        self.lengths += np.bincount(groups * len(LENGTH_BINS) + bins,
+                                    minlength=count * len(LENGTH_BINS)).reshape(count, -1)
 
-    def summary(self) -> dict:
-        self._flush()
-        mean = {field: round(int(self._chars[n]) / self.records, 2) if self.records else 0.0
+    def mean_chars(self, group: int = 0) -> dict[str, float]:
+        self.flush()
+        records = int(self.categories[group].sum())
+        return {field: round(int(self.chars[group, n]) / records, 2) if records else 0.0
                 for n, field in enumerate(TEXT_FIELDS)}
+
+    def summary(self, group: int = 0) -> dict:
+        """The metrics of one group."""
+        self.flush()
         return {
-            "records": self.records,
-            "with_input": self._with_input,
-            "categories": {category: int(self._categories[n]) for n, category in enumerate(CATEGORIES)},
-            "mean_chars": mean,
+            "records": int(self.categories[group].sum()),
+            "with_input": int(self.with_input[group]),
+            "categories": {category: int(self.categories[group, n]) for n, category in enumerate(CATEGORIES)},
+            "mean_chars": self.mean_chars(group),
         }

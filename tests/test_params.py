@@ -10,7 +10,6 @@ import yaml
 
 from src.errors import DatasetError
 from src.params import Params, SplitParams, SourceSpec, load_params, parse_params_text, read_params_file
-from src.reshard import even_ranges
 from tests.conftest import PROJECT_ROOT
 
 
@@ -270,14 +269,6 @@ def test_bad_sources_are_refused(name: str, value: dict, expected: str) -> None:
     with pytest.raises(DatasetError) as caught:
         SourceSpec.parse(name, value)
     assert str(caught.value) == expected
-
-
-@pytest.mark.parametrize(("records", "count"), [(0, 1), (3, 4), (5, 0), (5, -1)])
-def test_even_ranges_refuses_impossible_cuts(records: int, count: int) -> None:
-    with pytest.raises(DatasetError) as caught:
-        even_ranges(records, count)
-    assert str(caught.value) == (f"cannot cut {records} records into {count} non-empty shards; "
-                                 f"choose 1..{records} shards")
 
 
 # --- `python3 -m src.params PARAMS`: the check a stage can run before any shell sees a name from params ---

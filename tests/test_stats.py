@@ -23,4 +23,16 @@ def test_stats_are_the_same_whatever_the_chunk_size(monkeypatch, chunk: int) -> 
 
 
 def test_empty_stats() -> None:
-    assert RecordStats().summary()["records"] == 0
+    assert RecordStats().summary() == {"records": 0, "with_input": 0, "categories": {c: 0 for c in CATEGORIES},
+                                       "mean_chars": {"instruction": 0.0, "input": 0.0, "output": 0.0}}
+
+
+def test_groups_are_counted_apart_with_length_bins() -> None:
+    accumulator = RecordStats(groups=2)
+    accumulator.add("open_qa", (10, 0, 39), group=1)   # 49 characters: the first bin
+    accumulator.add("summarization", (10, 30, 10), group=1)  # 50: the second
+    accumulator.add("open_qa", (4000, 2000, 400), group=0)  # 6400: the last
+    accumulator.flush()
+    assert accumulator.lengths.tolist() == [[0, 0, 0, 0, 0, 0, 0, 0, 1], [1, 1, 0, 0, 0, 0, 0, 0, 0]]
+    assert accumulator.summary(1)["categories"]["summarization"] == 1 and accumulator.summary(1)["with_input"] == 1
+    assert accumulator.summary(0)["mean_chars"] == {"instruction": 4000.0, "input": 2000.0, "output": 400.0}
