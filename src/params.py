@@ -20,6 +20,8 @@ SECTIONS = ("raw", "merge", "split")
 SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # Shard keys are shard1 ... shardN: names that `dvc exp run -S split.shards.shard2=7000` accepts (its override
 # grammar wants a key to start with a letter). Shard K of N is written as the file named K_of_N.
+# How the split orders the merged records before the ranges cut them (src/strategies.py).
+STRATEGIES = ("contiguous", "stratified", "shuffle")
 SHARD_KEY = re.compile(r"shard([1-9][0-9]*)")
 HEX_DIGEST_LENGTHS = {"md5": 32, "sha256": 64}
 
@@ -232,6 +234,8 @@ class SplitParams:
     count: int
     shards: tuple[ShardRange, ...]
     allow_gaps: bool = False
+    strategy: str = "contiguous"
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if len(self.shards) != self.count:
@@ -256,7 +260,11 @@ class SplitParams:
 
     @classmethod
     def parse(cls, value: object) -> "SplitParams":
-        section = _mapping(value, "split", ("count", "shards", "allow_gaps"))
+        section = _mapping(value, "split", ("count", "shards", "allow_gaps", "strategy", "seed"))
+        strategy = section.get("strategy", "contiguous")
+        if strategy not in STRATEGIES:
+            raise DatasetError(f"split.strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+        seed = _integer(section.get("seed", 0), "split.seed", 0)
         count = _integer(section.get("count"), "split.count", 1)
         shards = _mapping(section.get("shards"), "split.shards")
         numbered = sorted((_shard_number(key, count), key, spec) for key, spec in shards.items())
@@ -272,7 +280,7 @@ class SplitParams:
                 raise DatasetError(f"split.shards.{key}: start {start} must be below stop {stop} "
                                    "(ranges are half-open [start, stop))")
             ranges.append(ShardRange(number, count, start, stop))
-        return cls(count, tuple(ranges), _boolean(section.get("allow_gaps", False), "split.allow_gaps"))
+        return cls(count, tuple(ranges), _boolean(section.get("allow_gaps", False), "split.allow_gaps"), strategy, seed)
 
     def check_records(self, records: int) -> None:
         """Check the ranges against the merged data's record count."""

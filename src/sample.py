@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Iterator, Sequence
 
 from .schema import CATEGORIES
+from .splitmix import SplitMix64
 
 SYNTHETIC_MARK = "【合成サンプル】"
-_MASK = (1 << 64) - 1
 
 # Shaped like the real dataset: open_qa is the most common category, creative_writing the rarest.
 _CATEGORY_WEIGHTS = (3611, 2191, 2136, 1823, 1768, 1512, 1263, 711)
@@ -37,34 +37,6 @@ _INSTRUCTIONS = {
     "summarization": ("{t}についての文章を要約してください。", "次の説明を三文でまとめてください。"),
     "creative_writing": ("{t}を題材にした短い物語を書いてください。", "{t}についての詩を作ってください。"),
 }
-
-
-class SplitMix64:
-    """A tiny, portable pseudo-random generator (Steele, Lea & Flood, 2014)."""
-
-    def __init__(self, seed: int) -> None:
-        self._state = seed & _MASK
-
-    def next(self) -> int:
-        self._state = (self._state + 0x9E3779B97F4A7C15) & _MASK
-        value = self._state
-        value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-        value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK
-        return value ^ (value >> 31)
-
-    def below(self, bound: int) -> int:
-        return self.next() % bound
-
-    def choice(self, items: Sequence[str]) -> str:
-        return items[self.below(len(items))]
-
-    def weighted(self, items: Sequence[str], weights: Sequence[int]) -> str:
-        point = self.below(sum(weights))
-        for item, weight in zip(items, weights):
-            if point < weight:
-                return item
-            point -= weight
-        raise AssertionError("unreachable: point < sum(weights)")
 
 
 def _paragraph(rng: SplitMix64, topic: str, sentences: int) -> str:

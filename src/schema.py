@@ -13,5 +13,6 @@ CATEGORIES = (
     "summarization",
     "creative_writing",
 )
+CATEGORY_CODES = {category: code for code, category in enumerate(CATEGORIES)}
 # The raw stage writes NAME.jsonl per source plus this manifest of their order and counts; merge reads it.
 RAW_MANIFEST = "sources.json"

@@ -1,21 +1,29 @@
-"""Stage split (the "split-4"): cut the merged records into the shards of params.yaml, in one pass.
+"""Stage split (the "split-4"): cut the merged records into the shards of params.yaml.
 
 Usage: python3 -m src.split PARAMS MERGED SHARD_PATH METRICS SHARDS_TABLE CATEGORIES_TABLE LENGTHS_TABLE
 SHARD_PATH names every shard file, with {shard} standing for the shard's name (K_of_N); all shards go to its
 directory, which is replaced whole, so it holds exactly the shards params.yaml defines. The ranges are checked
 against the merged record count before the directory is replaced: a refused sharding leaves nothing behind.
+
+split.strategy orders the records before the ranges cut them (src/strategies.py). The default, contiguous, is
+one pass over the merged file whatever the shard count; stratified and shuffle first index the file (an offset
+and a category per record, 9 bytes each), then read the records in their order.
 """
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import BinaryIO, Iterable, Sequence
+from typing import BinaryIO, Iterable, Iterator, Sequence
+
+import numpy as np
 
 from .errors import DatasetError, expect_args, run_cli
 from .jsonl import atomic_directory, iter_lines, prompt_bytes, split_record_line, write_json
 from .params import SplitParams, load_params
 from .progress import counted_lines, line_progress
+from .schema import CATEGORIES, CATEGORY_CODES
 from .shard_stats import ShardFile, ShardTally
+from .strategies import shuffled_order, stratified_order
 
 SHARD_PLACEHOLDER = "{shard}"
 WRITE_CHUNK_LINES = 4096
@@ -79,6 +87,38 @@ def write_shards(lines: Iterable[bytes], split: SplitParams, directory: Path, fi
     return written
 
 
+def index_records(merged: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(byte offset, category code) of every record of the merged file."""
+    offsets: list[int] = []
+    codes: list[int] = []
+    position = 0
+    for line in iter_lines(merged):
+        offsets.append(position)
+        codes.append(CATEGORY_CODES[split_record_line(line)[0]["category"]])
+        position += len(line)
+    return np.array(offsets, dtype=np.int64), np.array(codes, dtype=np.int8)
+
+
+def read_in_order(merged: Path, offsets: np.ndarray, order: np.ndarray) -> Iterator[bytes]:
+    with merged.open("rb") as stream:
+        for index in order:
+            stream.seek(offsets[index])
+            yield stream.readline()
+
+
+def laid_out(merged: Path, split: SplitParams) -> Iterator[bytes]:
+    """The merged records' lines in the order of split.strategy."""
+    if split.strategy == "contiguous":
+        return iter_lines(merged)
+    offsets, categories = index_records(merged)
+    split.check_records(len(offsets))
+    if split.strategy == "stratified":
+        order = stratified_order(categories, [(shard.start, shard.stop) for shard in split.shards], len(CATEGORIES))
+    else:
+        order = shuffled_order(len(offsets), split.seed)
+    return read_in_order(merged, offsets, order)
+
+
 def main(argv: Sequence[str]) -> None:
     params_path, merged, shard_path, metrics_out, shards_table, categories_table, lengths_table = expect_args(
         argv, ("PARAMS", "MERGED", "SHARD_PATH", "METRICS", "SHARDS_TABLE", "CATEGORIES_TABLE", "LENGTHS_TABLE"),
@@ -89,10 +129,10 @@ def main(argv: Sequence[str]) -> None:
         raise DatasetError(f"{merged}: missing; run the merge stage (dvc repro merge)")
     with ShardTally(split.count) as tally, atomic_directory(directory) as staging, \
             line_progress([Path(merged)], "split") as bar:
-        lines = counted_lines(iter_lines(Path(merged)), bar)
+        lines = counted_lines(laid_out(Path(merged), split), bar)
         written = write_shards(lines, split, staging, file_name, tally)
         tables = tally.tables(written)
-        headline = tally.headline(written)
+        headline = {**tally.headline(written), "strategy": split.strategy, "seed": split.seed}
     write_json(Path(metrics_out), headline)
     for path, rows in ((shards_table, tables["shards"]), (categories_table, tables["categories"]),
                        (lengths_table, tables["lengths"])):

@@ -10,13 +10,12 @@ from typing import Sequence
 
 import numpy as np
 
-from .schema import CATEGORIES
+from .schema import CATEGORIES, CATEGORY_CODES
 
 TEXT_FIELDS = ("instruction", "input", "output")
 CHUNK_RECORDS = 10_000
 # Lower edges of the record length bins (characters of instruction, input and output together).
 LENGTH_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200, 6400)
-_CATEGORY_CODES = {category: code for code, category in enumerate(CATEGORIES)}
 
 
 def length_label(number: int) -> str:
@@ -36,7 +35,7 @@ class RecordStats:
 
     def add(self, category: str, chars: Sequence[int], group: int = 0) -> None:
         """Count one record of ``category`` whose instruction, input and output have ``chars`` characters."""
-        self._pending.append((group, _CATEGORY_CODES[category], chars[0], chars[1], chars[2]))
+        self._pending.append((group, CATEGORY_CODES[category], chars[0], chars[1], chars[2]))
         if len(self._pending) >= CHUNK_RECORDS:
             self.flush()
 

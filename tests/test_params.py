@@ -103,7 +103,7 @@ SPLIT_ERRORS: list[tuple[str, object, str]] = [
     ("allow_gaps is text", split(1, shards((0, 1)), allow_gaps="yes"), "split.allow_gaps must be true or false, not 'yes'"),
     ("typo in a split key", split(1, shards((0, 1)), allow_gap=True),
      "split: unknown key 'allow_gap'; did you mean 'allow_gaps'?"),
-    ("typo far from any key", split(1, shards((0, 1)), size=3), "split: unknown key 'size'; known keys: count, shards, allow_gaps"),
+    ("typo far from any key", split(1, shards((0, 1)), size=3), "split: unknown key 'size'; known keys: count, shards, allow_gaps, strategy, seed"),
     ("split as a list", [1, 2], "split must be a mapping of names to values, not a list"),
     ("integer shard name", split(1, {1: {"start": 0, "stop": 1}}), "split.shards: key 1 must be a string; quote it in params.yaml"),
 ]

@@ -74,7 +74,8 @@ def test_reshard_keeps_other_split_keys_and_sections_and_takes_an_explicit_total
     assert run_cli(main, ["3", "--records", "10", "--params", str(params), "--dvc-yaml", str(tmp_path / "none")]) == 0
     document = yaml.safe_load(params.read_text())
     assert document["train"] == {"epochs": 3}
-    assert document["split"] == {"count": 3, "allow_gaps": True, "shards": {"shard1": 4, "shard2": 7, "shard3": 10}}
+    assert document["split"] == {"strategy": "contiguous", "seed": 0, "count": 3, "allow_gaps": True,
+                                 "shards": {"shard1": 4, "shard2": 7, "shard3": 10}}
 
 
 def test_reshard_without_merged_data_says_how_to_get_the_count(tmp_path: Path, capsys) -> None:

@@ -16,6 +16,8 @@ PARAMS = """
 raw: {sources: {s: {sample: {records: 10}}}}
 merge: {drop_duplicates: false}
 split:
+  strategy: STRATEGY
+  seed: 7
   count: 3
   allow_gaps: ALLOW
   shards:
@@ -54,8 +56,9 @@ def work(tmp_path: Path) -> Path:
 
 
 def run_split(work: Path, stop: int = 10, allow_gaps: bool = False, shard_path: str = "shards/x-{shard}.jsonl",
-              capsys=None) -> int:
-    (work / "params.yaml").write_text(PARAMS.replace("STOP", str(stop)).replace("ALLOW", str(allow_gaps).lower()))
+              strategy: str = "contiguous") -> int:
+    (work / "params.yaml").write_text(PARAMS.replace("STOP", str(stop)).replace("ALLOW", str(allow_gaps).lower())
+                                      .replace("STRATEGY", strategy))
     return run_cli(main, [str(work / "params.yaml"), str(work / "merged.jsonl"), str(work / shard_path),
                           *(str(work / name) for name in OUTPUTS)])
 
@@ -98,7 +101,7 @@ def test_the_headline_metrics_compare_across_shard_counts(work: Path) -> None:
                        # open_qa: 1 of 3 records in shard 3 (33.33%) against 6 of 10 overall (60%).
                        "category_deviation_max": 26.67,
                        # Record 8 repeats the prompt of record 0 in a later shard; record 3 stays in shard 1.
-                       "cross_shard_duplicates": 1}
+                       "cross_shard_duplicates": 1, "strategy": "contiguous", "seed": 7}
 
 
 @pytest.mark.parametrize("stop, message", [
@@ -147,3 +150,19 @@ def test_a_missing_merged_file_says_which_stage_to_run(work: Path, capsys) -> No
     assert run_split(work) == 1
     assert capsys.readouterr().err == (f"error: {work / 'merged.jsonl'}: missing; run the merge stage "
                                        "(dvc repro merge)\n")
+
+
+@pytest.mark.parametrize("strategy, order", [
+    ("shuffle", [8, 1, 5, 9, 0, 4, 3, 2, 6, 7]),  # the SplitMix64 permutation of seed 7
+    # open_qa is 6 of 10, closed_qa 2, brainstorming and summarization 1: shards of 4, 3 and 3 records take
+    # 3+1, 2+1 and 1+1+1 of them (shares rounded, then the extra records from the categories that need the most),
+    # the earliest records of each category first, each shard in merged order.
+    ("stratified", [0, 1, 2, 3, 5, 6, 7, 4, 8, 9]),
+])
+def test_a_strategy_orders_the_records_before_the_ranges_cut_them(work: Path, strategy: str,
+                                                                   order: list[int]) -> None:
+    assert run_split(work, strategy=strategy) == 0
+    shards = [(work / "shards" / f"x-{k}_of_3.jsonl").read_bytes() for k in (1, 2, 3)]
+    assert shards == [b"".join(reference_line(n) for n in order[a:b]) for a, b in ((0, 4), (4, 7), (7, 10))]
+    metrics = json.loads((work / "metrics.json").read_text())
+    assert (metrics["strategy"], metrics["seed"]) == (strategy, 7)
