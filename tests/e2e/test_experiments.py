@@ -74,6 +74,11 @@ def test_readme_walkthrough_compares_a_moved_boundary_and_eight_shards_then_keep
     assert moved_diff["metrics/split.json"]["records_min"] == {"old": 4000, "new": 3900, "diff": -100}
     assert moved_diff["metrics/split.json"]["records_max"] == {"old": 4000, "new": 4100, "diff": 100}
 
+    record_diff = repo.sh(readme_command("python3 -m src.shard_diff HEAD eight-shards")).stdout
+    documented = (PROJECT_ROOT / "docs" / "experiments.md").read_text(encoding="utf-8")
+    assert record_diff.split("  e.g.")[0] in documented
+    assert record_diff.startswith("HEAD -> eight-shards: 16,000 -> 16,000 records\n  stayed in the same shard: 0\n")
+
     plots = repo.sh(readme_command("dvc plots diff HEAD eight-shards"))
     page = (repo.path / "dvc_plots" / "index.html").read_text(encoding="utf-8")
     assert "cdn.jsdelivr" not in page and "{plot_divs}" not in page, plots.stdout

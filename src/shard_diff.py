@@ -1,0 +1,209 @@
+"""Compare two shardings record by record, by content: which records stayed in their shard, which moved and from
+which shard to which, which were added or removed.
+
+Usage: python3 -m src.shard_diff OLD [NEW] [--json] [--examples N]
+OLD and NEW are git revisions or experiment names; NEW defaults to the workspace. Only the shard files of both
+sides are read: from the workspace, or through DVC at a revision (from the cache, else pulled from the remote).
+A record is its shard line; records that occur several times are matched count for count.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Sequence
+
+import yaml
+
+from .errors import ArgumentParser, DatasetError, run_cli
+from .split import SHARD_PLACEHOLDER
+
+WORKSPACE = "workspace"
+BATCH = 10_000
+
+
+def shard_path_pattern(dvc_yaml: Path) -> str:
+    """The split's SHARD_PATH argument in dvc.yaml (data/shards/NAME-{shard}.jsonl)."""
+    try:
+        command = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]["split"]["cmd"]
+        return next(arg for arg in str(command).split() if SHARD_PLACEHOLDER in arg)
+    except (OSError, yaml.YAMLError, KeyError, TypeError, StopIteration):
+        raise DatasetError(f"{dvc_yaml}: cannot find the split stage's shard path") from None
+
+
+def resolve_revision(repo: Path, name: str) -> str:
+    """A git revision for ``name``: itself, or the ref of the experiment of that name."""
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"], cwd=repo,
+                           capture_output=True, text=True, check=False)
+    if found.returncode == 0:
+        return found.stdout.strip()
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=repo, capture_output=True,
+                          text=True, check=False).stdout.split()
+    matching = [ref for ref in refs if ref.rsplit("/", 1)[-1] == name]
+    if len(matching) != 1:
+        raise DatasetError(f"{name!r} is neither a git revision nor an experiment here; see `dvc exp list` and "
+                           "`git log`")
+    return matching[0]
+
+
+class Side:
+    """The shard files of one side: the workspace, or a revision through DVC."""
+
+    def __init__(self, repo: Path, revision: str | None, pattern: str) -> None:
+        self.label = revision or WORKSPACE
+        self.directory, name = pattern.rsplit("/", 1)
+        self.prefix, self.suffix = name.split(SHARD_PLACEHOLDER)
+        self._repo = repo
+        self._fs = None
+        if revision is not None:
+            from dvc.api import DVCFileSystem  # imported here: it is slow, and the workspace does not need it
+
+            self._fs = DVCFileSystem(str(repo), rev=resolve_revision(repo, revision))
+
+    def shards(self) -> dict[str, str]:
+        """{shard name: path} of the shard files on this side, in shard order."""
+        if self._fs is None:
+            directory = self._repo / self.directory
+            names = [path.name for path in directory.iterdir()] if directory.is_dir() else []
+        else:
+            names = [Path(path).name for path in self._fs.ls(self.directory, detail=False)]
+        found = {name[len(self.prefix):len(name) - len(self.suffix)]: f"{self.directory}/{name}" for name in names
+                 if name.startswith(self.prefix) and name.endswith(self.suffix)}
+        if not found:
+            raise DatasetError(f"{self.label}: no shard files in {self.directory}/; run `dvc repro` or `dvc pull`")
+        return dict(sorted(found.items(), key=lambda item: _shard_order(item[0])))
+
+    def open(self, path: str) -> IO[bytes]:
+        if self._fs is None:
+            return (self._repo / path).open("rb")
+        return self._fs.open(path, "rb")
+
+
+def _shard_order(name: str) -> tuple[int, str]:
+    number = name.split("_", 1)[0]
+    return (int(number), name) if number.isdigit() else (0, name)
+
+
+@dataclass
+class ShardingDiff:
+    old: str
+    new: str
+    records: dict[str, int] = field(default_factory=dict)  # per side
+    stayed: int = 0
+    moved: dict[tuple[str, str], int] = field(default_factory=dict)
+    added: int = 0
+    removed: int = 0
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return {"old": self.old, "new": self.new, "records": self.records, "stayed": self.stayed,
+                "moved": sum(self.moved.values()),
+                "moves": [{"from": a, "to": b, "records": n} for (a, b), n in sorted(self.moved.items(),
+                                                                                    key=_move_order)],
+                "added": self.added, "removed": self.removed, "examples": self.examples}
+
+    def report(self) -> str:
+        lines = [f"{self.old} -> {self.new}: {self.records[self.old]:,} -> {self.records[self.new]:,} records",
+                 f"  stayed in the same shard: {self.stayed:,}",
+                 f"  moved to another shard:   {sum(self.moved.values()):,}"]
+        lines += [f"    {a} -> {b}: {n:,}" for (a, b), n in sorted(self.moved.items(), key=_move_order)]
+        lines += [f"  added:                    {self.added:,}", f"  removed:                  {self.removed:,}"]
+        for kind, texts in self.examples.items():
+            lines += [f"  e.g. {kind}: {text}" for text in texts]
+        return "\n".join(lines) + "\n"
+
+
+def _move_order(item: tuple[tuple[str, str], int]) -> tuple:
+    (source, target), _ = item
+    return _shard_order(source), _shard_order(target)
+
+
+def _records(side: Side, label: int, shards: dict[str, str]) -> Iterator[tuple[bytes, int, int]]:
+    """(line, side label, shard number) of every record of one side."""
+    for number, path in enumerate(shards.values()):
+        with side.open(path) as stream:
+            for line in stream:
+                yield line, label, number
+
+
+def compare(old: Side, new: Side, examples: int = 3) -> ShardingDiff:
+    """Match the records of both sides by content, in an on-disk table (flat memory at any size)."""
+    sides = [(old, old.shards()), (new, new.shards())]
+    names = [list(shards) for _, shards in sides]
+    diff = ShardingDiff(old.label, new.label)
+    database = sqlite3.connect("")
+    database.execute("CREATE TABLE record (line BLOB, side INTEGER, shard INTEGER)")
+    for label, (side, shards) in enumerate(sides):
+        batch: list[tuple[bytes, int, int]] = []
+        count = 0
+        for row in _records(side, label, shards):
+            batch.append(row)
+            count += 1
+            if len(batch) >= BATCH:
+                database.executemany("INSERT INTO record VALUES (?, ?, ?)", batch)
+                batch = []
+        database.executemany("INSERT INTO record VALUES (?, ?, ?)", batch)
+        diff.records[side.label] = count
+    rows = database.execute("SELECT line, side, shard, COUNT(*) FROM record GROUP BY line, side, shard "
+                            "ORDER BY line, side, shard")
+    current, counts = None, [{}, {}]
+    for line, side, shard, number in rows:
+        if line != current:
+            _settle(diff, current, counts, names, examples)
+            current, counts = line, [{}, {}]
+        counts[side][shard] = number
+    _settle(diff, current, counts, names, examples)
+    database.close()
+    return diff
+
+
+def _settle(diff: ShardingDiff, line: bytes | None, counts: list[dict[int, int]], names: list[list[str]],
+            examples: int) -> None:
+    """Account for the copies of one record: same shard name first, then moves in shard order, then the rest."""
+    if line is None:
+        return
+    old = {names[0][shard]: n for shard, n in counts[0].items()}
+    new = {names[1][shard]: n for shard, n in counts[1].items()}
+    for name in set(old) & set(new):
+        kept = min(old[name], new[name])
+        diff.stayed += kept
+        old[name] -= kept
+        new[name] -= kept
+    sources = [name for name in sorted(old, key=_shard_order) for _ in range(old[name])]
+    targets = [name for name in sorted(new, key=_shard_order) for _ in range(new[name])]
+    for source, target in zip(sources, targets):
+        diff.moved[(source, target)] = diff.moved.get((source, target), 0) + 1
+        _example(diff, f"moved {source} -> {target}", line, examples)
+    diff.removed += max(len(sources) - len(targets), 0)
+    diff.added += max(len(targets) - len(sources), 0)
+    if len(sources) > len(targets):
+        _example(diff, "removed", line, examples)
+    elif len(targets) > len(sources):
+        _example(diff, "added", line, examples)
+
+
+def _example(diff: ShardingDiff, kind: str, line: bytes, limit: int) -> None:
+    texts = diff.examples.setdefault(kind, [])
+    if len(texts) < limit:
+        texts.append(json.loads(line)["instruction"][:60])
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = ArgumentParser(prog="python3 -m src.shard_diff", description=__doc__.splitlines()[0])
+    parser.add_argument("old", help="a git revision or an experiment name")
+    parser.add_argument("new", nargs="?", help="another one (default: the workspace)")
+    parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    parser.add_argument("--examples", type=int, default=3, help="example records per kind of change")
+    parser.add_argument("--dvc-yaml", default="dvc.yaml", type=Path)
+    args = parser.parse_args(argv)
+    repo = args.dvc_yaml.resolve().parent
+    pattern = shard_path_pattern(args.dvc_yaml)
+    diff = compare(Side(repo, args.old, pattern), Side(repo, args.new, pattern), args.examples)
+    print(json.dumps(diff.as_json(), ensure_ascii=False, indent=2) + "\n" if args.json else diff.report(), end="")
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
