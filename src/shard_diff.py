@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Sequence
 
 import yaml
+from scmrepo.exceptions import RevError
+from scmrepo.git import Git
 
 from .errors import ArgumentParser, DatasetError, run_cli
 from .split import SHARD_PLACEHOLDER
@@ -35,14 +36,14 @@ def shard_path_pattern(dvc_yaml: Path) -> str:
 
 
 def resolve_revision(repo: Path, name: str) -> str:
-    """A git revision for ``name``: itself, or the ref of the experiment of that name."""
-    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"], cwd=repo,
-                           capture_output=True, text=True, check=False)
-    if found.returncode == 0:
-        return found.stdout.strip()
-    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=repo, capture_output=True,
-                          text=True, check=False).stdout.split()
-    matching = [ref for ref in refs if ref.rsplit("/", 1)[-1] == name]
+    """A git revision for ``name``: itself, or the ref of the experiment of that name (git read through scmrepo,
+    which DVC uses: no git process is started)."""
+    git = Git(str(repo))
+    try:
+        return git.resolve_rev(name)
+    except RevError:
+        pass
+    matching = [ref for ref in git.iter_refs(base="refs/exps/") if ref.rsplit("/", 1)[-1] == name]
     if len(matching) != 1:
         raise DatasetError(f"{name!r} is neither a git revision nor an experiment here; see `dvc exp list` and "
                            "`git log`")
