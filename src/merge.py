@@ -1,6 +1,8 @@
 """Stage merge (the "merged-16k"): concatenate the raw sources in order into one JSON Lines file.
 
-Usage: python3 -m src.merge PARAMS RAW_DIR MERGED_OUT METRICS_OUT
+Usage: python3 -m src.merge PARAMS RAW_DIR MERGED_OUT PROVENANCE_OUT METRICS_OUT
+PROVENANCE_OUT records the sources (where each came from, its license, records read and kept) and the merge
+params, for the dataset card the split writes.
 Every record gets a new contiguous index ("0", "1", ...) and keeps its provenance (`source`, `source_index`).
 Exact duplicates (same instruction, input and output, i.e. the same shard line) are counted, and dropped only
 when merge.drop_duplicates is true. Raw and merged lines hold each record's shard line as it will be published
@@ -60,10 +62,11 @@ def read_manifest(raw_dir: Path) -> dict:
 
 
 def main(argv: Sequence[str]) -> None:
-    params_path, raw_dir, merged_out, metrics_out = expect_args(
-        argv, ("PARAMS", "RAW_DIR", "MERGED_OUT", "METRICS_OUT"), "src.merge")
+    params_path, raw_dir, merged_out, provenance_out, metrics_out = expect_args(
+        argv, ("PARAMS", "RAW_DIR", "MERGED_OUT", "PROVENANCE_OUT", "METRICS_OUT"), "src.merge")
     params = load_params(Path(params_path)).merge
-    raw_files = {name: Path(raw_dir) / f"{name}.jsonl" for name in read_manifest(Path(raw_dir))}
+    manifest = read_manifest(Path(raw_dir))
+    raw_files = {name: Path(raw_dir) / f"{name}.jsonl" for name in manifest}
     for path in raw_files.values():
         if not path.is_file():
             raise DatasetError(f"{path}: missing; run the raw stage (dvc repro raw)")
@@ -81,6 +84,10 @@ def main(argv: Sequence[str]) -> None:
             stats.add(head["category"], head["chars"])
             per_source[head["source"]] += 1
         stream.write(b"".join(pending))
+    write_json(Path(provenance_out), {
+        "sources": {name: {**source, "kept": per_source[name]} for name, source in manifest.items()},
+        "merge": {"drop_duplicates": params.drop_duplicates},
+    })
     write_json(Path(metrics_out), {
         **stats.summary(),
         "sources": per_source,

@@ -16,7 +16,8 @@ import yaml
 from .errors import DatasetError, expect_args, run_cli
 from .schema import FIELDS
 
-SECTIONS = ("raw", "merge", "split")
+SECTIONS = ("raw", "merge", "split", "card")
+LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")
 SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # Shard keys are shard1 ... shardN: names that `dvc exp run -S split.shards.shard2=7000` accepts (its override
 # grammar wants a key to start with a letter). Shard K of N is written as the file named K_of_N.
@@ -58,6 +59,14 @@ def _boolean(value: object, where: str) -> bool:
     if not isinstance(value, bool):
         raise DatasetError(f"{where} must be true or false, not {value!r}")
     return value
+
+
+def _license(value: object, where: str) -> str:
+    text = _string(value, where)
+    if not LICENSE_ID.fullmatch(text):
+        raise DatasetError(f"{where} must be a license identifier as the Hugging Face Hub writes them (like "
+                           f"'cc-by-sa-3.0' or 'apache-2.0'), not {text!r}")
+    return text
 
 
 def _string(value: object, where: str) -> str:
@@ -102,8 +111,9 @@ class SourceSpec:
     origin: Origin
     fields: Mapping[str, str] = field(default_factory=dict)
     number_records: bool = False
+    license: str | None = None
 
-    KEYS = ("path", "url", "md5", "sha256", "sample", "fields", "number_records")
+    KEYS = ("path", "url", "md5", "sha256", "sample", "fields", "number_records", "license")
 
     @property
     def kind(self) -> str:
@@ -146,7 +156,9 @@ class SourceSpec:
                                    f"use one of {', '.join(FIELDS)}")
             if targets.count(target) > 1:
                 raise DatasetError(f"{where}.fields: two source fields are renamed to '{target}'")
-        return cls(name, origin, fields, _boolean(spec.get("number_records", False), f"{where}.number_records"))
+        license_id = _license(spec["license"], f"{where}.license") if "license" in spec else None
+        return cls(name, origin, fields, _boolean(spec.get("number_records", False), f"{where}.number_records"),
+                   license_id)
 
 
 @dataclass(frozen=True)
@@ -296,10 +308,25 @@ class SplitParams:
 
 
 @dataclass(frozen=True)
+class CardParams:
+    """The dataset card written beside the shards: its title and declared license (default: the sources')."""
+
+    pretty_name: str
+    license: str | None = None
+
+    @classmethod
+    def parse(cls, value: object) -> "CardParams":
+        section = _mapping(value, "card", ("pretty_name", "license"))
+        return cls(_string(section.get("pretty_name"), "card.pretty_name"),
+                   _license(section["license"], "card.license") if "license" in section else None)
+
+
+@dataclass(frozen=True)
 class Params:
     raw: RawParams
     merge: MergeParams
     split: SplitParams
+    card: CardParams
 
 
 def read_params_file(path: Path) -> dict:
@@ -339,6 +366,7 @@ def load_params(path: Path) -> Params:
         raw=RawParams.parse(document["raw"]),
         merge=MergeParams.parse(document["merge"]),
         split=SplitParams.parse(document["split"]),
+        card=CardParams.parse(document["card"]),
     )
 
 

@@ -13,10 +13,10 @@ import yaml
 
 from .errors import DatasetError, expect_args, run_cli
 from .jsonl import SHARD_FIELDS, atomic_directory, join_record_line, shard_line, write_json
-from .params import load_params
+from .params import PathSource, SampleSource, SourceSpec, UrlSource, load_params
 from .progress import UPDATE_EVERY_LINES, record_progress
 from .schema import RAW_MANIFEST
-from .sources import check_declared, source_records
+from .sources import check_declared, file_digest, source_records
 
 
 def raw_line(record: dict) -> bytes:
@@ -25,6 +25,19 @@ def raw_line(record: dict) -> bytes:
     head = {"index": record["index"], "category": record["category"],
             "chars": [len(record[field]) for field in SHARD_FIELDS]}
     return join_record_line(head, shard_line(record))
+
+
+def provenance(spec: SourceSpec, downloads: Path) -> dict[str, object]:
+    """Where a source's records came from, for the dataset card: the file and its sha256, the pinned url, or the
+    sample's size and seed."""
+    match spec.origin:
+        case PathSource(path):
+            return {"path": path, "sha256": file_digest(Path(path), "sha256")}
+        case UrlSource(url, algorithm, digest):
+            return {"url": url, algorithm: digest}
+        case SampleSource(records, seed):
+            return {"sample_records": records, "seed": seed}
+    raise AssertionError(f"unknown origin {spec.origin!r}")
 
 
 def raw_stage_deps(dvc_yaml: Path) -> list[str]:
@@ -50,7 +63,8 @@ def main(argv: Sequence[str]) -> None:
                     stream.write(raw_line(record))
                     if count % UPDATE_EVERY_LINES == 0:
                         bar.update(UPDATE_EVERY_LINES)
-            manifest[spec.name] = {"kind": spec.kind, "records": count}
+            manifest[spec.name] = {"kind": spec.kind, "records": count, "license": spec.license,
+                                   **provenance(spec, Path(downloads))}
         write_json(staging / RAW_MANIFEST, {"sources": manifest})
 
 

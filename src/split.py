@@ -1,8 +1,10 @@
 """Stage split (the "split-4"): cut the merged records into the shards of params.yaml.
 
-Usage: python3 -m src.split PARAMS MERGED SHARD_PATH METRICS SHARDS_TABLE CATEGORIES_TABLE LENGTHS_TABLE
+Usage: python3 -m src.split PARAMS MERGED PROVENANCE SHARD_PATH CARD METRICS SHARDS_TABLE CATEGORIES_TABLE
+                            LENGTHS_TABLE
 SHARD_PATH names every shard file, with {shard} standing for the shard's name (K_of_N); all shards go to its
-directory, which is replaced whole, so it holds exactly the shards params.yaml defines. The ranges are checked
+directory, which is replaced whole, so it holds exactly the shards params.yaml defines, and CARD, the dataset
+card (src/card.py), in the same directory. The ranges are checked
 against the merged record count before the directory is replaced: a refused sharding leaves nothing behind.
 
 split.strategy orders the records before the ranges cut them (src/strategies.py). The default, contiguous, is
@@ -12,11 +14,13 @@ and a category per record, 9 bytes each), then read the records in their order.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .card import render_card
 from .errors import DatasetError, expect_args, run_cli
 from .jsonl import atomic_directory, iter_lines, prompt_bytes, split_record_line, write_json
 from .params import SplitParams, load_params
@@ -120,19 +124,27 @@ def laid_out(merged: Path, split: SplitParams) -> Iterator[bytes]:
 
 
 def main(argv: Sequence[str]) -> None:
-    params_path, merged, shard_path, metrics_out, shards_table, categories_table, lengths_table = expect_args(
-        argv, ("PARAMS", "MERGED", "SHARD_PATH", "METRICS", "SHARDS_TABLE", "CATEGORIES_TABLE", "LENGTHS_TABLE"),
-        "src.split")
-    split = load_params(Path(params_path)).split
+    (params_path, merged, provenance_path, shard_path, card_path, metrics_out, shards_table, categories_table,
+     lengths_table) = expect_args(argv, ("PARAMS", "MERGED", "PROVENANCE", "SHARD_PATH", "CARD", "METRICS",
+                                         "SHARDS_TABLE", "CATEGORIES_TABLE", "LENGTHS_TABLE"), "src.split")
+    params = load_params(Path(params_path))
+    split = params.split
     directory, file_name = shard_path_parts(shard_path)
-    if not Path(merged).is_file():
-        raise DatasetError(f"{merged}: missing; run the merge stage (dvc repro merge)")
+    if Path(card_path).parent != directory:
+        raise DatasetError(f"{card_path}: the dataset card goes in the shard directory {directory}")
+    for path in (merged, provenance_path):
+        if not Path(path).is_file():
+            raise DatasetError(f"{path}: missing; run the merge stage (dvc repro merge)")
+    provenance = json.loads(Path(provenance_path).read_text(encoding="utf-8"))
     with ShardTally(split.count) as tally, atomic_directory(directory) as staging, \
             line_progress([Path(merged)], "split") as bar:
         lines = counted_lines(laid_out(Path(merged), split), bar)
         written = write_shards(lines, split, staging, file_name, tally)
         tables = tally.tables(written)
         headline = {**tally.headline(written), "strategy": split.strategy, "seed": split.seed}
+        card = render_card(params.card, split, provenance, tables["shards"], tables["categories"], file_name,
+                           SHARD_PLACEHOLDER)
+        (staging / Path(card_path).name).write_text(card, encoding="utf-8")
     write_json(Path(metrics_out), headline)
     for path, rows in ((shards_table, tables["shards"]), (categories_table, tables["categories"]),
                        (lengths_table, tables["lengths"])):

@@ -46,12 +46,19 @@ def test_merge_stage_writes_merged_lines_and_metrics(tmp_path: Path) -> None:
     raw.mkdir()
     for name, records in (("base", BASE), ("additions", ADDITIONS)):
         (raw / f"{name}.jsonl").write_bytes(b"".join(map(raw_line, records)))
-    (raw / RAW_MANIFEST).write_text(json.dumps({"sources": {"base": {"records": 3}, "additions": {"records": 3}}}))
+    manifest = {"base": {"kind": "path", "records": 3, "license": "cc-by-sa-3.0", "path": "base.json", "sha256": "ab"},
+                "additions": {"kind": "sample", "records": 3, "license": None, "sample_records": 3, "seed": 1}}
+    (raw / RAW_MANIFEST).write_text(json.dumps({"sources": manifest}))
     params = tmp_path / "params.yaml"
     params.write_text(PROJECT_PARAMS.read_text(encoding="utf-8").replace("drop_duplicates: false",
                                                                          "drop_duplicates: true"))
     merged, metrics = tmp_path / "merged" / "m.jsonl", tmp_path / "metrics" / "merge.json"
-    main([str(params), str(raw), str(merged), str(metrics)])
+    provenance = tmp_path / "merged" / "sources.json"
+    main([str(params), str(raw), str(merged), str(provenance), str(metrics)])
+    # What the sources were and how many records of each the merge kept, for the dataset card.
+    assert json.loads(provenance.read_text()) == {
+        "sources": {"base": {**manifest["base"], "kept": 2}, "additions": {**manifest["additions"], "kept": 2}},
+        "merge": {"drop_duplicates": True}}
 
     lines = merged.read_bytes().splitlines(keepends=True)
     # The head (provenance, category, characters of each text field), then exactly the shard line's fields.

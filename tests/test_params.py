@@ -172,7 +172,7 @@ def test_ranges_are_checked_against_the_merged_record_count(records: int, expect
 # --- the document: sections, typos of section names, YAML that is unsafe or unreadable ---
 
 SECTIONS_OK = "raw:\n  sources:\n    s:\n      sample: {records: 3, seed: 1}\nmerge:\n  drop_duplicates: false\n" \
-              "split:\n  count: 1\n  shards:\n    shard1: 3\n"
+              "split:\n  count: 1\n  shards:\n    shard1: 3\ncard:\n  pretty_name: t\n"
 
 DOCUMENT_ERRORS = [
     ("typo splt", SECTIONS_OK.replace("split:", "splt:"), "params.yaml: unknown top-level key 'splt'; did you mean 'split'?"),
@@ -187,7 +187,7 @@ DOCUMENT_ERRORS = [
     ("a tab", SECTIONS_OK.replace("  count: 1", "\tcount: 1"),
      "params.yaml:8: not valid YAML (found character '\\t' that cannot start any token)"),
     ("unclosed bracket", SECTIONS_OK.replace("shard1: 3", "shard1: {start: 0, stop: 3"),
-     "params.yaml:11: not valid YAML (expected ',' or '}', but got '<stream end>')"),
+     "params.yaml:11: not valid YAML (expected ',' or '}', but got ':')"),
     ("python object tag", SECTIONS_OK.replace("count: 1", "count: !!python/object/apply:os.system ['touch pwned']"),
      "params.yaml:8: not valid YAML (could not determine a constructor for the tag "
      "'tag:yaml.org,2002:python/object/apply:os.system')"),

@@ -15,6 +15,7 @@ from src.split import main
 PARAMS = """
 raw: {sources: {s: {sample: {records: 10}}}}
 merge: {drop_duplicates: false}
+card: {pretty_name: test}
 split:
   strategy: STRATEGY
   seed: 7
@@ -26,6 +27,9 @@ split:
     shard3: STOP
 """
 OUTPUTS = ("metrics.json", "shards.json", "categories.json", "lengths.json")
+PROVENANCE = {"sources": {"s": {"kind": "sample", "records": 10, "license": "cc0-1.0", "sample_records": 10,
+                                "seed": 1, "kept": 10}},
+              "merge": {"drop_duplicates": False}}
 # Record n: category, instruction, input; records 3 and 8 repeat the prompt of record 0 (8 in another shard).
 CATEGORIES = ["open_qa", "open_qa", "closed_qa", "open_qa", "summarization", "open_qa", "open_qa", "closed_qa",
               "open_qa", "brainstorming"]
@@ -50,6 +54,7 @@ def reference_line(n: int) -> bytes:
 
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
+    (tmp_path / "sources.json").write_text(json.dumps(PROVENANCE))
     (tmp_path / "merged.jsonl").write_bytes(b"".join(join_record_line(merged_head(record(n)), shard_line(record(n)))
                                                      for n in range(10)))
     return tmp_path
@@ -59,14 +64,15 @@ def run_split(work: Path, stop: int = 10, allow_gaps: bool = False, shard_path: 
               strategy: str = "contiguous") -> int:
     (work / "params.yaml").write_text(PARAMS.replace("STOP", str(stop)).replace("ALLOW", str(allow_gaps).lower())
                                       .replace("STRATEGY", strategy))
-    return run_cli(main, [str(work / "params.yaml"), str(work / "merged.jsonl"), str(work / shard_path),
-                          *(str(work / name) for name in OUTPUTS)])
+    card = Path(shard_path).parent / "README.md"
+    return run_cli(main, [str(work / "params.yaml"), str(work / "merged.jsonl"), str(work / "sources.json"),
+                          str(work / shard_path), str(work / card), *(str(work / name) for name in OUTPUTS)])
 
 
 def test_one_pass_writes_every_shard_in_the_published_format(work: Path) -> None:
     assert run_split(work) == 0
     expected = {"x-1_of_3.jsonl": range(0, 4), "x-2_of_3.jsonl": range(4, 7), "x-3_of_3.jsonl": range(7, 10)}
-    assert sorted(p.name for p in (work / "shards").iterdir()) == sorted(expected)
+    assert sorted(p.name for p in (work / "shards").iterdir()) == sorted([*expected, "README.md"])
     for name, numbers in expected.items():
         assert (work / "shards" / name).read_bytes() == b"".join(reference_line(n) for n in numbers)
 
@@ -114,7 +120,7 @@ def test_ranges_are_checked_against_the_merged_data_and_nothing_is_left(work: Pa
                                                                          message: str) -> None:
     assert run_split(work, stop) == 1
     assert capsys.readouterr().err == message + "\n"
-    assert sorted(p.name for p in work.iterdir()) == ["merged.jsonl", "params.yaml"]
+    assert sorted(p.name for p in work.iterdir()) == ["merged.jsonl", "params.yaml", "sources.json"]
 
 
 def test_a_refused_sharding_keeps_the_previous_shards(work: Path, capsys) -> None:
@@ -129,7 +135,7 @@ def test_the_shard_directory_holds_exactly_the_current_shards(work: Path) -> Non
     (work / "shards").mkdir()
     (work / "shards" / "x-4_of_4.jsonl").write_bytes(b"old\n")
     run_split(work)
-    assert sorted(p.name for p in (work / "shards").iterdir()) == ["x-1_of_3.jsonl", "x-2_of_3.jsonl",
+    assert sorted(p.name for p in (work / "shards").iterdir()) == ["README.md", "x-1_of_3.jsonl", "x-2_of_3.jsonl",
                                                                   "x-3_of_3.jsonl"]
 
 

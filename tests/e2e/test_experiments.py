@@ -89,7 +89,7 @@ def test_readme_walkthrough_compares_a_moved_boundary_and_eight_shards_then_keep
     repo.sh(readme_command("dvc exp remove -A"))
     assert repo.dvc("exp", "list", "--all-commits").stdout == ""
     assert repo.dvc("status").stdout == "Data and pipelines are up to date.\n"
-    assert len(list((repo.path / "data" / "shards").iterdir())) == 8
+    assert len(list((repo.path / "data" / "shards").glob("*.jsonl"))) == 8
     assert json.loads(repo.read_bytes("metrics/split.json"))["shards"] == 8
 
 

@@ -29,9 +29,9 @@ def stage_commands(work: Path) -> dict[str, list[str]]:
         "raw": ["src.raw", str(work / "params.yaml"), str(PROJECT_ROOT / "dvc.yaml"), str(work / "downloads"),
                 str(work / "raw")],
         "merge": ["src.merge", str(work / "params.yaml"), str(work / "raw"), str(work / "merged.jsonl"),
-                  str(work / "merge.json")],
-        "split": ["src.split", str(work / "params.yaml"), str(work / "merged.jsonl"),
-                  str(work / "shards" / "x-{shard}.jsonl"), str(work / "split.json"),
+                  str(work / "sources.json"), str(work / "merge.json")],
+        "split": ["src.split", str(work / "params.yaml"), str(work / "merged.jsonl"), str(work / "sources.json"),
+                  str(work / "shards" / "x-{shard}.jsonl"), str(work / "shards" / "README.md"), str(work / "split.json"),
                   *(str(work / f"{table}.json") for table in ("shards", "categories", "lengths"))],
     }
 

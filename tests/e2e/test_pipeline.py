@@ -32,12 +32,13 @@ def shard_files(repo: Repo) -> list[str]:
 
 
 def shard_file_names(count: int) -> list[str]:
-    return sorted(Path(SHARD_TEMPLATE.format(f"{k}_of_{count}")).name for k in range(1, count + 1))
+    """The files of data/shards/ with ``count`` shards: the shards and the dataset card."""
+    return sorted([*(Path(SHARD_TEMPLATE.format(f"{k}_of_{count}")).name for k in range(1, count + 1)), "README.md"])
 
 
 def test_default_run_reproduces_the_committed_lock_and_rerun_is_a_no_op(repo: Repo) -> None:
     first = repo.sh(readme_command("python3 -m pip install -r requirements.txt && dvc repro"))
-    assert ran_stages(first.stdout) == ["raw", "merge", "split"]
+    assert ran_stages(first.stdout) == ["raw", "merge", "split", "plots_page"]
     # The committed dvc.lock, metrics and plots tables are byte-identical: the outputs reproduce on this machine.
     assert repo.git("status", "--porcelain").stdout == ""
 
@@ -75,8 +76,9 @@ def test_moving_one_boundary_rewrites_only_the_two_shards_it_touches(repo: Repo)
     after_lock, after = lock_outs(repo), dir_listing(repo, "data/shards")
     for unchanged in ("data/raw", "data/merged/databricks-dolly-16k-ja.jsonl"):
         assert after_lock[unchanged] == before_lock[unchanged]
+    # The two shards and the card (its table gives every shard's records and md5).
     assert [name for name in before if before[name] != after[name]] == [
-        Path(SHARD_TEMPLATE.format("2_of_4")).name, Path(SHARD_TEMPLATE.format("3_of_4")).name]
+        "README.md", Path(SHARD_TEMPLATE.format("2_of_4")).name, Path(SHARD_TEMPLATE.format("3_of_4")).name]
     assert sum(1 for _ in repo.shard("2_of_4").open("rb")) == 3000
     assert sum(1 for _ in repo.shard("3_of_4").open("rb")) == 5000
     metrics = json.loads(repo.dvc("metrics", "diff", "--json").stdout)["metrics/split.json"]
@@ -106,7 +108,7 @@ def test_resharding_to_eight_leaves_exactly_eight_shards_and_no_stale_lock_entry
     assert [shard.count(b"\n") for shard in shards] == [2000] * 8
     assert b"".join(shards) == b"".join(projection_lines(merged_records(repo)))
     lock = yaml.safe_load((repo.path / "dvc.lock").read_text())
-    assert list(lock["stages"]) == ["params", "raw", "merge", "split"]
+    assert list(lock["stages"]) == ["params", "raw", "merge", "split", "plots_page"]
     assert list(lock["stages"]["split"]["params"]["params.yaml"]["split"]["shards"]) == [f"shard{k}" for k in range(1, 9)]
 
     # And back: the committed state again, byte for byte, restored from DVC's run cache.

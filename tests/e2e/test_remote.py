@@ -20,9 +20,10 @@ pytestmark = pytest.mark.e2e
 PREFIX = "dolly-ja"  # the team remote is s3://S3_BUCKET/PREFIX
 SHARD_2 = SHARD_TEMPLATE.format("2_of_4")
 SHARDS = "data/shards"
-# The cached outputs: data/raw (its .dir listing and three files), the merged file, data/shards (its .dir listing
-# and four shards), the offline plots page. Metrics and plot tables are small and kept in git.
-OBJECTS_PER_RELEASE = 4 + 1 + 5 + 1
+# The cached outputs: data/raw (its .dir listing and three files), the merged file and its sources.json,
+# data/shards (its .dir listing, four shards and the dataset card), the offline plots page. Metrics and plot tables
+# are small and kept in git.
+OBJECTS_PER_RELEASE = 4 + 2 + 6 + 1
 UP_TO_DATE = "Data and pipelines are up to date.\n"
 
 
@@ -59,7 +60,8 @@ def published(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server) -> 
 
 def shard_md5s(repo: Repo) -> dict[str, str]:
     """{K_of_N: md5} of the shards in dvc.lock's data/shards listing."""
-    return {Path(name).stem.rsplit("-", 1)[1]: md5 for name, md5 in dir_listing(repo, SHARDS).items()}
+    return {Path(name).stem.rsplit("-", 1)[1]: md5 for name, md5 in dir_listing(repo, SHARDS).items()
+            if name != "README.md"}
 
 
 def team_clone(published: Published, server: S3Server, destination: Path) -> Repo:
@@ -104,7 +106,7 @@ def test_default_local_remote_round_trips_through_a_fresh_clone(repo: Repo, tmp_
     assert f"{OBJECTS_PER_RELEASE} files fetched and " in pulled.stdout
     outs = cached_outs(repo)
     original = out_files(repo, outs)
-    assert len(original) == 9  # the merged file, data/raw's three, four shards and the plots page
+    assert len(original) == 11  # data/raw's three, the merged two, four shards and the card, the plots page
     assert out_files(clone, outs) == original
     assert clone.sh(readme_command("dvc status")).stdout == UP_TO_DATE
 
@@ -147,7 +149,7 @@ def test_pulling_the_shard_directory_fetches_every_shard(published: Published, s
                                                          tmp_path: Path) -> None:
     clone = team_clone(published, s3_server, tmp_path / "work" / "clone")
     pulled = clone.sh(readme_command("dvc pull data/shards"))
-    assert pulled.stdout == f"A       {SHARDS}/\n5 files fetched and 4 files added\n"
+    assert pulled.stdout == f"A       {SHARDS}/\n6 files fetched and 5 files added\n"
     assert set(cache_objects(clone)) == out_object_keys(published.repo, [SHARDS])
     assert present_outs(clone) == [SHARDS]
     assert out_files(clone, [SHARDS]) == out_files(published.repo, [SHARDS])
@@ -164,9 +166,11 @@ merge:
 \t\tdeleted:            data/raw
 \tchanged outs:
 \t\tnot in cache:       data/merged/databricks-dolly-16k-ja.jsonl
+\t\tnot in cache:       data/merged/sources.json
 split:
 \tchanged deps:
 \t\tdeleted:            data/merged/databricks-dolly-16k-ja.jsonl
+\t\tdeleted:            data/merged/sources.json
 \tchanged outs:
 \t\tnot in cache:       data/shards
 plots_page:
@@ -246,16 +250,18 @@ def test_a_tagged_release_serves_one_shard_to_another_repository(published: Publ
     assert ran_stages(rebuilt.stdout) == ["params", "split"]
     lock = lock_outs(maintainer)
     shards_v2 = shard_md5s(maintainer)
-    # --pull fetched only the merged file the split reads; the split wrote the four shards and their listing.
+    # --pull fetched only the merged files the split reads; the split wrote the shards, the card and their listing.
+    card = object_key(dir_listing(maintainer, SHARDS)["README.md"])
     assert set(cache_objects(maintainer)) == {object_key(lock["data/merged/databricks-dolly-16k-ja.jsonl"]),
-                                              object_key(lock[SHARDS]), *map(object_key, shards_v2.values())}
-    # Shards 1 and 4 keep their bytes: the push sends the two rewritten shards and the new listing, nothing else.
+                                              object_key(lock["data/merged/sources.json"]), object_key(lock[SHARDS]),
+                                              card, *map(object_key, shards_v2.values())}
+    # Shards 1 and 4 keep their bytes: the push sends the two rewritten shards, the card and the new listing.
     shards_v1 = shard_md5s(published.repo)
     assert [name for name in shards_v1 if shards_v1[name] != shards_v2[name]] == ["2_of_4", "3_of_4"]
     before = s3_server.objects(PREFIX)
-    assert maintainer.sh(readme_command("dvc push")).stdout == "3 files pushed\n"
+    assert maintainer.sh(readme_command("dvc push")).stdout == "4 files pushed\n"
     assert set(s3_server.objects(PREFIX)) - set(before) == {
-        object_key(lock[SHARDS]), object_key(shards_v2["2_of_4"]), object_key(shards_v2["3_of_4"])}
+        object_key(lock[SHARDS]), card, object_key(shards_v2["2_of_4"]), object_key(shards_v2["3_of_4"])}
     maintainer.sh(readme_command('git add -A && git commit -m "dataset v2" && git tag v2 && git push origin main v2'))
 
     updated = consumer.sh(readme_command("dvc update --rev v2 databricks-dolly-16k-line_ja-2_of_4.jsonl.dvc"))

@@ -1,0 +1,444 @@
+"""Benchmark of issue 8 (a million records at the speed of the bytes) and issue 7 (cost vs. shard count).
+
+    python3 bench/run.py                                   # N = 1,000,000 records, 3 repetitions
+    python3 bench/run.py --records 100000 --repeat 1       # a quick look
+
+Prints a Markdown table and writes it to bench/results.md; generated data goes to --workdir only.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import tables
+from measuring import CommandTimeout, Measurement, ProcessRecord, Series, measure
+from workspace import (
+    BENCH_DIR,
+    BenchError,
+    array_source,
+    base_env,
+    check_workdir,
+    copy_project,
+    describe_code,
+    dvc,
+    jsonl_source,
+    make_cold,
+    outputs,
+    require_real_dataset,
+    reshard,
+    resolve_revision,
+    run_checked,
+    scale_project,
+)
+
+SHARDS = 4
+SHARD_COUNTS = (5, 1024)  # issue 7: 1,024 shards within 2x the time of 5
+STAGE_MEMORY_LIMIT_KIB = 128 * 1024
+RESULTS = BENCH_DIR / "results.md"
+SECTION_ORDER = ("scale", "shards")
+Digests = tuple[list[str], str]  # sha256 of each file, and of their concatenation
+TITLE = ("# Benchmark results (issues 8 and 7)\n\nWritten by `python3 bench/run.py` (see bench/README.md); "
+         "a run of one `--section` replaces that section only.\n\n")
+
+
+@dataclass(frozen=True)
+class Settings:
+    records: int
+    repeat: int
+    section: str
+    work: Path
+    reference_max: int
+    timeout: float
+    rev: str | None
+    results: Path
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer (1,000,000 and 1_000_000 accepted) of at least ``minimum``."""
+    def parse(text: str) -> int:
+        value = int(text.replace(",", "").replace("_", ""))
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        return value
+    return parse
+
+
+def parse_args(argv: Sequence[str]) -> Settings:
+    parser = argparse.ArgumentParser(prog="python3 bench/run.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=at_least(SHARDS), default=1_000_000,
+                        help="N, records of the source (1,000,000)")
+    parser.add_argument("--repeat", type=at_least(1), default=3, metavar="R",
+                        help="repetitions; medians are reported (3)")
+    parser.add_argument("--section", choices=("scale", "shards", "all"), default="all",
+                        help="scale: issue 8 at N records; shards: issue 7, 5 vs 1,024 shards (all)")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "dolly-ja-bench",
+                        help="where sources, project copies and outputs go (outside the repository)")
+    parser.add_argument("--reference-max", type=at_least(SHARDS), default=1_000_000,
+                        help="largest N for the reference conversion; above it, N is halved (1,000,000)")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed to each command (3600)")
+    parser.add_argument("--rev", help="benchmark this commit's code instead of the work tree's (e.g. HEAD)")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="the Markdown file the tables go to (bench/results.md)")
+    args = parser.parse_args(argv)
+    return Settings(args.records, args.repeat, args.section, check_workdir(args.workdir), args.reference_max,
+                    args.timeout, resolve_revision(args.rev) if args.rev else None, args.results)
+
+
+def digests(paths: Sequence[Path]) -> Digests:
+    """sha256 of each file and of their concatenation, in one pass."""
+    whole, each = hashlib.sha256(), []
+    for path in paths:
+        one = hashlib.sha256()
+        with path.open("rb") as stream:
+            while chunk := stream.read(1 << 20):
+                one.update(chunk)
+                whole.update(chunk)
+        each.append(one.hexdigest())
+    return each, whole.hexdigest()
+
+
+def same_bytes(ours: Digests, theirs: Digests) -> tuple[bool, str]:
+    """Whether two shard sets hold the same bytes, concatenated and shard by shard; and a summary."""
+    if len(ours[0]) != len(theirs[0]):
+        return False, f"{len(ours[0])} shard files against {len(theirs[0])}"
+    equal = [a == b for a, b in zip(ours[0], theirs[0])]
+    detail = (f"concatenation {'identical' if ours[1] == theirs[1] else 'differs'}; per shard: "
+              + ", ".join(f"{number} {'identical' if same else 'differs'}" for number, same in enumerate(equal, 1)))
+    return ours[1] == theirs[1] and all(equal), detail
+
+
+def breakdown(run: Measurement) -> str:
+    """Each stage module's wall time and peak memory in a DVC run, then the rest: DVC's own time."""
+    per_module: dict[str, list[ProcessRecord]] = defaultdict(list)
+    for stage in run.stages:
+        per_module[stage.name].append(stage)
+    parts = []
+    for name, stages in per_module.items():
+        count = f", {len(stages)} processes" if len(stages) > 1 else ""
+        parts.append(f"`{name}` {tables.seconds(sum(stage.wall for stage in stages))} "
+                     f"({tables.memory(max(stage.peak_kib for stage in stages))}{count})")
+    rest = run.wall - sum(stage.wall for stage in run.stages)
+    return f"{', '.join(parts)}; DVC itself (status, hashing, copies into the cache): {tables.seconds(rest)}"
+
+
+def progress(label: str, measurement: Measurement) -> None:
+    print(f"  {label}: {tables.seconds(measurement.wall)}, peak {tables.memory(measurement.peak_kib)}", flush=True)
+
+
+class ScaleBench:
+    """Issue 8: the floor, the project's split and cold repro, `datasets` and the reference, on one N."""
+
+    name = "scale"
+
+    def __init__(self, settings: Settings) -> None:
+        require_real_dataset()
+        self.settings = settings
+        self.root = settings.work / "scale"
+        self.repo = self.root / "repo"
+        self.site_cache = self.root / "site-cache"
+        self.logs = self.root / "logs"
+        self.env = {**base_env(settings.work), "DVC_SITE_CACHE_DIR": str(self.site_cache)}
+        self.source = jsonl_source(settings.work, settings.records)
+        self.reference_records = settings.records
+        while self.reference_records > settings.reference_max:
+            self.reference_records //= 2
+        self.reference_failures: list[str] = []
+        self.rows = {key: Series() for key in ("floor", "split", "cold", "noop", "datasets", "reference")}
+        self.title = f"Scale (issue 8): N = {settings.records:,} records, {SHARDS} shards"
+
+    def setup(self) -> None:
+        print(f"scale: project copy in {self.repo}", flush=True)
+        scale_project(self.repo, self.env, self.settings.rev, self.source, self.settings.records, SHARDS,
+                      self.settings.timeout)
+
+    def time(self, key: str, command: Sequence[str], rep: int, cwd: Path | None = None,
+             env: dict[str, str] | None = None) -> None:
+        measurement = measure(command, cwd or self.repo, env or self.env, self.settings.timeout, self.logs,
+                              f"{key}-{rep}")
+        self.rows[key].runs.append(measurement)
+        progress(f"[{rep}/{self.settings.repeat}] {key}", measurement)
+
+    def merged_file(self) -> Path:
+        merged = outputs(self.repo / "data" / "merged", "*.jsonl")
+        if len(merged) != 1:
+            raise BenchError(f"expected one merged file in {self.repo / 'data' / 'merged'}, found {len(merged)}")
+        return merged[0]
+
+    def floor_command(self) -> list[str]:
+        scratch = self.root / "floor"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        lines = math.ceil(self.settings.records / SHARDS)
+        return ["split", "-l", str(lines), str(self.merged_file()), str(scratch / "part-")]
+
+    def datasets_env(self) -> dict[str, str]:
+        """Its own, emptied Hugging Face cache under the work directory, offline."""
+        cache = self.root / "hf-cache"
+        shutil.rmtree(cache, ignore_errors=True)
+        return {**self.env, "HF_DATASETS_CACHE": str(cache / "datasets"), "HF_HOME": str(cache / "home"),
+                "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+
+    def time_datasets(self, rep: int) -> None:
+        out = self.root / "datasets-out"
+        shutil.rmtree(out, ignore_errors=True)
+        self.time("datasets", [sys.executable, str(BENCH_DIR / "hf_path.py"), str(self.source), str(out), str(SHARDS)],
+                  rep, cwd=self.root, env=self.datasets_env())
+
+    def time_reference(self, rep: int) -> None:
+        """At the current size; on failure (MemoryError, killed) halve the size and start its series anew."""
+        out = self.root / "reference-out"
+        while self.reference_records >= SHARDS:
+            shutil.rmtree(out, ignore_errors=True)
+            array = array_source(self.settings.work, self.reference_records)
+            command = [sys.executable, str(BENCH_DIR / "reference.py"), str(array), str(out), str(SHARDS)]
+            try:
+                self.time("reference", command, rep, cwd=self.root)
+                return
+            except BenchError as error:
+                print(f"  the reference conversion failed at {self.reference_records:,} records; halving:\n{error}",
+                      flush=True)
+                self.reference_failures.append(f"{self.reference_records:,}")
+                self.rows["reference"].runs.clear()
+                self.reference_records //= 2
+        raise BenchError("the reference conversion failed at every size")
+
+    def run(self) -> None:
+        self.setup()
+        for rep in range(1, self.settings.repeat + 1):
+            make_cold(self.repo, self.site_cache, self.env)
+            self.time("cold", dvc("repro"), rep)
+            self.time("noop", dvc("repro"), rep)
+            self.time("floor", self.floor_command(), rep)
+            self.time("split", dvc("repro", "-f", "-s", "split"), rep)
+            self.time_datasets(rep)
+            self.time_reference(rep)
+
+    def bytes_check(self) -> tuple[bool | None, list[str]]:
+        """PASS/FAIL of the project's shards against the reference conversion (and how `datasets` compares)."""
+        if self.reference_records != self.settings.records:
+            return None, [(f"Shard bytes: NOT COMPARED: the reference conversion ran at {self.reference_records:,} "
+                           f"records, the project at {self.settings.records:,}.")]
+        reference = digests(outputs(self.root / "reference-out", "*.jsonl"))
+        ok, detail = same_bytes(digests(outputs(self.repo / "data" / "shards", "**/*.jsonl")), reference)
+        _, datasets_detail = same_bytes(digests(outputs(self.root / "datasets-out", "*.jsonl")), reference)
+        return ok, [(f"Shard bytes, this project vs the reference conversion at {self.settings.records:,} records: "
+                     f"**{'PASS' if ok else 'FAIL'}** ({detail})."),
+                    f"For comparison, the `datasets` path vs the reference: {datasets_detail}."]
+
+    def cold_breakdown(self) -> str:
+        run = self.rows["cold"].runs[-1]
+        return f"Where the cold `dvc repro` spent its {tables.seconds(run.wall)} (last repetition): {breakdown(run)}."
+
+    def reference_label(self) -> str:
+        label = ("reference conversion: `json.load` of the array, per-shard lists, pandas DataFrame, "
+                 "`json.dumps` per row")
+        if self.reference_records == self.settings.records:
+            return label
+        why = (f"it failed at {', '.join(self.reference_failures)}; halved down to the largest N it survived"
+               if self.reference_failures else
+               f"N halved down to --reference-max {self.settings.reference_max:,} or less")
+        return f"{label}, **at {self.reference_records:,} records** ({why})"
+
+    def lines(self) -> list[str]:
+        rows, floor = self.rows, self.rows["floor"].wall
+        labels = {
+            "floor": f"floor: coreutils `split -l {math.ceil(self.settings.records / SHARDS)}` on the merged file",
+            "split": "this project: the split alone (`dvc repro -f -s split`)",
+            "cold": "this project: full cold `dvc repro` (no outputs, cache, run cache or DVC state)",
+            "noop": "this project: no-op `dvc repro` (everything up to date)",
+            "datasets": f"Hugging Face `datasets` {tables.package_version('datasets')}: `Dataset.from_json` → "
+                        f"`shard({SHARDS}, k, contiguous=True)` → `to_json` (empty HF cache)",
+            "reference": self.reference_label(),
+        }
+        body = []
+        for key, series in rows.items():
+            peak = tables.memory(series.peak_kib)
+            if key in ("split", "cold", "noop"):
+                stages = series.stage_peak_kib
+                peak += f" (stages: {tables.memory(stages)})" if stages else " (no stage ran)"
+            ratio = tables.ratio(series.wall, floor)
+            if key == "reference" and self.reference_records != self.settings.records:
+                ratio += f" (at {self.reference_records:,} records)"
+            body.append([labels[key], tables.seconds(series.wall), peak, ratio])
+        ok, check = self.bytes_check()
+        return [
+            (f"Source: {self.source} ({self.source.stat().st_size / 1e6:,.0f} MB of JSON Lines, the real "
+             "15,015 records repeated with unique `index`)."),
+            "",
+            *tables.table(["what", "wall (median)", "peak RSS", "× floor"], body),
+            "",
+            *check,
+            "",
+            self.cold_breakdown(),
+            "",
+            "### Targets of issue 8",
+            "",
+            *tables.table(["target", "measured", "met?"], self.targets(ok)),
+        ]
+
+    def targets(self, bytes_ok: bool | None) -> list[list[str]]:
+        rows = self.rows
+        split_ratio = rows["split"].wall / rows["floor"].wall
+        cold_ratio = rows["cold"].wall / rows["datasets"].wall
+        stage_peak = max(rows[key].stage_peak_kib for key in ("split", "cold", "noop"))
+        noop_stages = sum(len(run.stages) for run in rows["noop"].runs)
+        return [
+            [f"the split writes {self.settings.records:,} records within 4× of `split -l`",
+             f"{split_ratio:.1f}×", tables.verdict(split_ratio <= 4)],
+            ["full cold `dvc repro` within 1.5× of the `datasets` path", f"{cold_ratio:.1f}×",
+             tables.verdict(cold_ratio <= 1.5)],
+            ["peak RSS of every stage ≤ 128 MiB", tables.memory(stage_peak),
+             tables.verdict(stage_peak <= STAGE_MEMORY_LIMIT_KIB)],
+            ["peak RSS flat in N (4N within 1.2× of N)", "not measured here (one N per run): a test at small N",
+             "—"],
+            ["no-op `dvc repro` does no work beyond DVC's status check",
+             f"{noop_stages} stage processes, {tables.seconds(rows['noop'].wall)}", tables.verdict(noop_stages == 0)],
+            ["shard bytes identical to the reference conversion",
+             {True: "PASS", False: "FAIL", None: "not compared (different N)"}[bytes_ok],
+             "—" if bytes_ok is None else tables.verdict(bytes_ok)],
+        ]
+
+
+class ShardsBench:
+    """Issue 7: `dvc repro` after `reshard 5` vs after `reshard 1024` on the default sample, raw and merge done."""
+
+    name = "shards"
+    title = "Shard count (issue 7): the default built-in sample, raw and merge done"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.work / "shards"
+        self.base = self.root / "base"
+        self.repo = self.root / "run"
+        self.logs = self.root / "logs"
+        self.env = {**base_env(settings.work), "DVC_SITE_CACHE_DIR": str(self.root / "site-cache")}
+        self.rows = {count: Series() for count in SHARD_COUNTS}
+        self.timed_out: set[int] = set()
+
+    def setup(self) -> None:
+        """The default project, reproduced once: the state every measurement starts from."""
+        print(f"shards: project copy in {self.base}", flush=True)
+        copy_project(self.base, self.env, self.settings.rev)
+        run_checked(dvc("repro"), self.base, self.env, self.settings.timeout)
+
+    def time_count(self, count: int, rep: int) -> None:
+        """One `dvc repro` after `reshard COUNT`, on a fresh copy of the reproduced default project."""
+        shutil.rmtree(self.repo, ignore_errors=True)
+        shutil.copytree(self.base, self.repo, symlinks=True)
+        run_checked(dvc("status"), self.repo, self.env, self.settings.timeout)  # DVC's hash state for the copy
+        reshard(self.repo, self.env, count, None, self.settings.timeout)
+        try:
+            measurement = measure(dvc("repro"), self.repo, self.env, self.settings.timeout, self.logs,
+                                  f"shards-{count}-{rep}")
+        except CommandTimeout as error:
+            print(f"  {error}", flush=True)
+            self.timed_out.add(count)
+            return
+        self.rows[count].runs.append(measurement)
+        progress(f"[{rep}/{self.settings.repeat}] reshard {count} && dvc repro", measurement)
+
+    def run(self) -> None:
+        self.setup()
+        for rep in range(1, self.settings.repeat + 1):
+            for count in SHARD_COUNTS:
+                if count not in self.timed_out:
+                    self.time_count(count, rep)
+
+    def wall(self, count: int) -> tuple[float, str]:
+        """The median wall time, or the timeout with "> " when the command was killed at it."""
+        if count in self.timed_out:
+            return self.settings.timeout, "> "
+        return self.rows[count].wall, ""
+
+    def lines(self) -> list[str]:
+        (few, _), (many, more) = (self.wall(count) for count in SHARD_COUNTS)
+        body = []
+        for count, series in self.rows.items():
+            wall, prefix = self.wall(count)
+            peak = (f"{tables.memory(series.peak_kib)} (stages: {tables.memory(series.stage_peak_kib)})"
+                    if series.runs else "—")
+            body.append([f"`python3 -m src.reshard {count}`, then `dvc repro` (timed alone)",
+                         prefix + tables.seconds(wall) + (" (killed: --timeout)" if prefix else ""), peak,
+                         prefix + tables.ratio(wall, few)])
+        target = [[f"{SHARD_COUNTS[1]:,} shards within 2× the time of {SHARD_COUNTS[0]}",
+                   f"{more}{many / few:.1f}×", tables.verdict(not more and many <= 2 * few)]]
+        notes = [f"Where the last `dvc repro` of {count:,} shards spent its {tables.seconds(series.runs[-1].wall)}: "
+                 f"{breakdown(series.runs[-1])}." for count, series in self.rows.items() if series.runs]
+        return [
+            *tables.table(["what", "wall (median)", "peak RSS", f"× {SHARD_COUNTS[0]} shards"], body),
+            "",
+            *(line for note in notes for line in (note, "")),
+            "### Target of issue 7",
+            "",
+            *tables.table(["target", "measured", "met?"], target),
+        ]
+
+
+def wrapper_floor_kib(settings: Settings) -> int:
+    """The peak RSS the wrapper reports for `true`: the part of every peak that is the wrapper's own."""
+    return measure(["true"], settings.work, base_env(settings.work), 60, settings.work / "logs", "true").peak_kib
+
+
+def run_lines(settings: Settings, argv: Sequence[str], bench: ScaleBench | ShardsBench, floor_kib: int) -> list[str]:
+    """What produced a section: the command, when, which code, on which machine, and how memory is read."""
+    command = " ".join(["python3", "bench/run.py", *(shlex.quote(arg) for arg in argv)])
+    return [
+        (f"Command: `{command}`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
+         f"Repetitions: {settings.repeat} (wall: median; peak RSS: the largest). "
+         f"Project code: {describe_code(settings.rev)}."),
+        "",
+        *tables.machine(settings.work, bench.repo, bench.env),
+        "",
+        (f"Peak RSS is ru_maxrss of the command's process tree; Linux carries a parent's peak into the "
+         f"children it starts, so every figure includes the measuring wrapper's own {tables.memory(floor_kib)} "
+         "(what it reports for `true`). \"stages\" is the largest stage process alone (its VmHWM)."),
+        "",
+    ]
+
+
+def read_sections(results: Path) -> dict[str, str]:
+    """The sections already in the results file, so that a run of one section keeps the other's."""
+    if not results.is_file():
+        return {}
+    parts = re.split(r"^<!-- section: (\w+) -->\n", results.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def main(argv: Sequence[str]) -> None:
+    settings = parse_args(argv)
+    benches: list[ScaleBench | ShardsBench] = []
+    if settings.section in ("scale", "all"):
+        benches.append(ScaleBench(settings))
+    if settings.section in ("shards", "all"):
+        benches.append(ShardsBench(settings))
+    for bench in benches:
+        bench.run()
+    floor_kib = wrapper_floor_kib(settings)
+    sections = read_sections(settings.results)
+    for bench in benches:
+        lines = [f"## {bench.title}", "", *run_lines(settings, argv, bench, floor_kib), *bench.lines(), "", ""]
+        sections[bench.name] = "\n".join(lines)
+    text = TITLE + "".join(f"<!-- section: {name} -->\n{sections[name]}" for name in SECTION_ORDER
+                           if name in sections)
+    print(text)
+    settings.results.write_text(text, encoding="utf-8")
+    print(f"written to {settings.results}")
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
