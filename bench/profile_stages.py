@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import pstats
 import re
-import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
@@ -23,7 +22,6 @@ from pathlib import Path
 import tables
 from measuring import Measurement, ProcessRecord, measure
 from workspace import (
-    BenchError,
     base_env,
     check_workdir,
     describe_code,
@@ -32,6 +30,7 @@ from workspace import (
     make_cold,
     require_real_dataset,
     resolve_revision,
+    run_cli,
     scale_project,
 )
 
@@ -107,8 +106,4 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+    run_cli(main)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -19,13 +20,11 @@ FIELDS = ["instruction", "input", "output"]
 
 
 def even_ranges(records: int, count: int) -> list[tuple[int, int]]:
+    """The reference's own cut (no project code): shard k starts at k * records // count, rounded up for the first
+    records % count shards, as src.reshard cuts."""
     base, extra = divmod(records, count)
-    ranges, start = [], 0
-    for number in range(count):
-        stop = start + base + (1 if number < extra else 0)
-        ranges.append((start, stop))
-        start = stop
-    return ranges
+    bounds = [number * base + min(number, extra) for number in range(count + 1)]
+    return list(pairwise(bounds))
 
 
 def main(argv: Sequence[str]) -> None:

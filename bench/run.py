@@ -39,6 +39,7 @@ from workspace import (
     reshard,
     resolve_revision,
     run_checked,
+    run_cli,
     scale_project,
 )
 
@@ -112,7 +113,7 @@ def same_bytes(ours: Digests, theirs: Digests) -> tuple[bool, str]:
     """Whether two shard sets hold the same bytes, concatenated and shard by shard; and a summary."""
     if len(ours[0]) != len(theirs[0]):
         return False, f"{len(ours[0])} shard files against {len(theirs[0])}"
-    equal = [a == b for a, b in zip(ours[0], theirs[0])]
+    equal = [a == b for a, b in zip(ours[0], theirs[0], strict=False)]
     detail = (f"concatenation {'identical' if ours[1] == theirs[1] else 'differs'}; per shard: "
               + ", ".join(f"{number} {'identical' if same else 'differs'}" for number, same in enumerate(equal, 1)))
     return ours[1] == theirs[1] and all(equal), detail
@@ -437,8 +438,4 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+    run_cli(main)

@@ -32,6 +32,15 @@ class BenchError(Exception):
     """A step of the benchmark failed; the message says which and why."""
 
 
+def run_cli(main: Callable[[list[str]], None]) -> None:
+    """Run a bench entry point: a BenchError is one `error:` line and exit status 1."""
+    try:
+        main(sys.argv[1:])
+    except BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 

@@ -63,7 +63,8 @@ def render_card(card: CardParams, split: SplitParams, provenance: Mapping[str, o
              "\"input\", \"output\"}, ensure_ascii=False)` then a newline; load one shard with "
              "`datasets.load_dataset(\"json\", data_files=...)` or by its config name.", "",
              f"License: {license_id}.", "", "## Sources", "",
-             "| source | from | checksum | license | records read | records kept |", "| --- | --- | --- | --- | --- | --- |"]
+             "| source | from | checksum | license | records read | records kept |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for name, source in sources.items():
         origin = source.get("path") or source.get("url") or f"built-in synthetic sample (seed {source.get('seed')})"
         checksum = next((f"{algorithm} {source[algorithm]}" for algorithm in ("sha256", "md5") if algorithm in source),

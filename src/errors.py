@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, NoReturn, Sequence
-
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 # Characters str.splitlines() breaks on: escaped, so that an error is always one line on stderr.
 _LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}

@@ -11,9 +11,9 @@ when merge.drop_duplicates is true. Raw and merged lines hold each record's shar
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from .errors import DatasetError, expect_args, run_cli
 from .jsonl import atomic_file, iter_lines, join_record_line, prompt_bytes, split_record_line, write_json
@@ -22,7 +22,6 @@ from .progress import counted_lines, line_progress
 from .schema import RAW_MANIFEST
 from .seen import SeenSet
 from .stats import RecordStats
-
 
 WRITE_CHUNK_LINES = 4096
 
@@ -58,7 +57,8 @@ def read_manifest(raw_dir: Path) -> dict:
     try:
         return json.loads((raw_dir / RAW_MANIFEST).read_text(encoding="utf-8"))["sources"]
     except (OSError, ValueError, KeyError):
-        raise DatasetError(f"{raw_dir / RAW_MANIFEST}: missing or unreadable; run the raw stage (dvc repro raw)") from None
+        raise DatasetError(f"{raw_dir / RAW_MANIFEST}: missing or unreadable; run the raw stage "
+                           "(dvc repro raw)") from None
 
 
 def main(argv: Sequence[str]) -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import yaml
 
@@ -120,7 +120,7 @@ class SourceSpec:
         return next(kind for kind, origin_type in ORIGIN_KINDS.items() if isinstance(self.origin, origin_type))
 
     @classmethod
-    def parse(cls, name: object, value: object) -> "SourceSpec":
+    def parse(cls, name: object, value: object) -> SourceSpec:
         where = f"raw.sources.{name}"
         if not isinstance(name, str) or not SOURCE_NAME.fullmatch(name):
             raise DatasetError(f"raw.sources: source name {name!r} must use only letters, digits, '_' and "
@@ -128,7 +128,8 @@ class SourceSpec:
         spec = _mapping(value, where, cls.KEYS)
         kinds = [kind for kind in ORIGIN_KINDS if kind in spec]
         if len(kinds) != 1:
-            raise DatasetError(f"{where}: give exactly one of path, url or sample (found: {', '.join(kinds) or 'none'})")
+            raise DatasetError(f"{where}: give exactly one of path, url or sample "
+                               f"(found: {', '.join(kinds) or 'none'})")
         pins = [algorithm for algorithm in HEX_DIGEST_LENGTHS if algorithm in spec]
         if kinds == ["url"] and len(pins) != 1:
             raise DatasetError(f"{where}: a url source needs exactly one checksum, md5 or sha256, to pin its bytes")
@@ -166,7 +167,7 @@ class RawParams:
     sources: tuple[SourceSpec, ...]
 
     @classmethod
-    def parse(cls, value: object) -> "RawParams":
+    def parse(cls, value: object) -> RawParams:
         section = _mapping(value, "raw", ("sources",))
         sources = _mapping(section.get("sources"), "raw.sources")
         if not sources:
@@ -179,7 +180,7 @@ class MergeParams:
     drop_duplicates: bool = False
 
     @classmethod
-    def parse(cls, value: object) -> "MergeParams":
+    def parse(cls, value: object) -> MergeParams:
         section = _mapping(value, "merge", ("drop_duplicates",))
         return cls(_boolean(section.get("drop_duplicates", False), "merge.drop_duplicates"))
 
@@ -271,7 +272,7 @@ class SplitParams:
             expected_stop, previous = shard.stop, shard
 
     @classmethod
-    def parse(cls, value: object) -> "SplitParams":
+    def parse(cls, value: object) -> SplitParams:
         section = _mapping(value, "split", ("count", "shards", "allow_gaps", "strategy", "seed"))
         strategy = section.get("strategy", "contiguous")
         if strategy not in STRATEGIES:
@@ -315,7 +316,7 @@ class CardParams:
     license: str | None = None
 
     @classmethod
-    def parse(cls, value: object) -> "CardParams":
+    def parse(cls, value: object) -> CardParams:
         section = _mapping(value, "card", ("pretty_name", "license"))
         return cls(_string(section.get("pretty_name"), "card.pretty_name"),
                    _license(section["license"], "card.license") if "license" in section else None)
@@ -373,9 +374,8 @@ def load_params(path: Path) -> Params:
 def main(argv: Sequence[str]) -> None:
     """python3 -m src.params PARAMS: check the whole params file; prints nothing when it is valid.
 
-    The `params` stage runs it whenever params.yaml changes. A stage whose command line holds a name
-    from params.yaml (split's ${key}) runs it first, as a command of its own, so that the name is
-    checked before any shell sees it.
+    The `params` stage runs it whenever any value in params.yaml changes, so that no edit (a misspelt section, a
+    shard removed) leaves the pipeline "up to date" with params it refuses.
     """
     (params_path,) = expect_args(argv, ("PARAMS",), "src.params")
     load_params(Path(params_path))

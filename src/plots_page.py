@@ -9,9 +9,9 @@ go to the network). The same vl-convert-python version writes the same bytes.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
 
 from .errors import DatasetError, expect_args, run_cli
 from .jsonl import atomic_file
@@ -81,7 +81,8 @@ def javascript_bundle() -> tuple[str, str]:
     except ImportError:
         raise DatasetError(f"the pip package {VL_CONVERT} is not installed; "
                            "run: python3 -m pip install -r requirements.txt") from None
-    bundle = vl_convert.javascript_bundle(vl_version=VEGA_LITE_VERSION)
+    # The stub requires a snippet; None (the package's default) makes the bundle define the globals DVC's page uses.
+    bundle = vl_convert.javascript_bundle(None, vl_version=VEGA_LITE_VERSION)  # type: ignore[arg-type]
     lowered = bundle.lower()
     unsafe = [text for text in (*UNSAFE_IN_SCRIPT, PLOTS_PLACEHOLDER, SCRIPTS_PLACEHOLDER, REFRESH_PLACEHOLDER)
               if text in lowered]

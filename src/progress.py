@@ -2,8 +2,9 @@
 terminal (CI logs, `dvc exp` queue workers) and for runs shorter than a couple of seconds."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 from tqdm import tqdm
 
@@ -21,10 +22,9 @@ def line_progress(paths: Iterable[Path], description: str, file: IO[str] | None 
 
 def counted_lines(lines: Iterable[bytes], bar: tqdm) -> Iterator[bytes]:
     """``lines``, advancing ``bar`` by their bytes and showing the record count, in steps (cheap per line)."""
-    size = count = 0
-    for line in lines:
+    size = 0
+    for count, line in enumerate(lines, 1):
         size += len(line)
-        count += 1
         if count % UPDATE_EVERY_LINES == 0:
             bar.update(size)
             bar.set_postfix_str(f"{count:,} records", refresh=False)

@@ -6,8 +6,8 @@ Only the lines of split.count and split.shards change; the rest of params.yaml, 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import yaml
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO
 
 import yaml
 from scmrepo.exceptions import RevError
@@ -150,7 +150,8 @@ def compare(old: Side, new: Side, examples: int = 3) -> ShardingDiff:
         diff.records[side.label] = count
     rows = database.execute("SELECT line, side, shard, COUNT(*) FROM record GROUP BY line, side, shard "
                             "ORDER BY line, side, shard")
-    current, counts = None, [{}, {}]
+    current: bytes | None = None
+    counts: list[dict[int, int]] = [{}, {}]
     for line, side, shard, number in rows:
         if line != current:
             _settle(diff, current, counts, names, examples)
@@ -175,7 +176,7 @@ def _settle(diff: ShardingDiff, line: bytes | None, counts: list[dict[int, int]]
         new[name] -= kept
     sources = [name for name in sorted(old, key=_shard_order) for _ in range(old[name])]
     targets = [name for name in sorted(new, key=_shard_order) for _ in range(new[name])]
-    for source, target in zip(sources, targets):
+    for source, target in zip(sources, targets, strict=False):  # the longer side's rest: added or removed
         diff.moved[(source, target)] = diff.moved.get((source, target), 0) + 1
         _example(diff, f"moved {source} -> {target}", line, examples)
     diff.removed += max(len(sources) - len(targets), 0)

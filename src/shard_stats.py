@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Self, Sequence
+from typing import Self
 
 from .schema import CATEGORIES
 from .stats import LENGTH_BINS, RecordStats, length_label
@@ -74,7 +75,9 @@ class ShardTally:
         stats.flush()
         whole = stats.categories.sum(axis=0)
         total = max(int(whole.sum()), 1)
-        shards, categories, lengths = [], [], []
+        shards: list[dict] = []
+        categories: list[dict] = []
+        lengths: list[dict] = []
         for number, shard in enumerate(files):
             records = max(shard.records, 1)
             mean = {f"mean_chars_{field}": value for field, value in stats.mean_chars(number).items()}

@@ -5,9 +5,10 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
-from pathlib import Path
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Iterator
+from pathlib import Path
+from typing import IO
 
 from .errors import DatasetError
 from .jsonl import atomic_file

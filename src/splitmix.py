@@ -6,7 +6,7 @@ their bytes are the same on every machine, forever.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 _MASK = (1 << 64) - 1
 
@@ -32,7 +32,7 @@ class SplitMix64:
 
     def weighted(self, items: Sequence[str], weights: Sequence[int]) -> str:
         point = self.below(sum(weights))
-        for item, weight in zip(items, weights):
+        for item, weight in zip(items, weights, strict=True):
             if point < weight:
                 return item
             point -= weight

@@ -6,7 +6,7 @@ budget, for sums that numpy does as well.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -8,11 +8,12 @@
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from .splitmix import SplitMix64
+
 
 def segments(ranges: Sequence[tuple[int, int]], records: int) -> list[tuple[int, int]]:
     """The shards' [start, stop) ranges with the gaps between and after them, covering 0..records in order."""
@@ -27,7 +28,7 @@ def segments(ranges: Sequence[tuple[int, int]], records: int) -> list[tuple[int,
     return cuts
 
 
-def stratified_quotas(sizes: Sequence[int], counts: Sequence[int]) -> np.ndarray:
+def stratified_quotas(sizes: Sequence[int], counts: Sequence[int] | np.ndarray) -> np.ndarray:
     """quotas[k][j]: how many records of category j segment k takes. Row sums are ``sizes`` and column sums are
     ``counts``, and every quota is within one record of the proportional share sizes[k] * counts[j] / total.
 

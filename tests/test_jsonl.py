@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from src.jsonl import (atomic_directory, atomic_file, count_lines, dumps_line, iter_lines, join_record_line,
-                       prompt_bytes, shard_line, split_record_line)
+from src.jsonl import (
+    atomic_directory,
+    atomic_file,
+    count_lines,
+    dumps_line,
+    iter_lines,
+    join_record_line,
+    prompt_bytes,
+    shard_line,
+    split_record_line,
+)
 
 AWKWARD_TEXTS = ["", "富士山は日本一高い山です。", 'quote " and backslash \\', "tab\tnew\nline\rreturn",
                  "line separator \u2028 and paragraph \u2029", "emoji 🗻 and NUL \x00", "/ slash <b>&amp;</b>"]
@@ -23,7 +32,7 @@ def test_shard_line_is_exactly_json_dumps_with_default_separators(text: str) -> 
 
 def test_shard_line_bytes_for_a_known_record() -> None:
     line = shard_line({"instruction": "山は？", "input": "", "output": "富士\n山", "category": "open_qa"})
-    assert line == '{"instruction": "山は？", "input": "", "output": "富士\\n山"}\n'.encode("utf-8")
+    assert line == '{"instruction": "山は？", "input": "", "output": "富士\\n山"}\n'.encode()
     assert not line.startswith(b"\xef\xbb\xbf")
 
 

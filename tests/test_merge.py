@@ -63,7 +63,7 @@ def test_merge_stage_writes_merged_lines_and_metrics(tmp_path: Path) -> None:
     lines = merged.read_bytes().splitlines(keepends=True)
     # The head (provenance, category, characters of each text field), then exactly the shard line's fields.
     assert lines[0] == ('{"index":"0","category":"open_qa","source":"base","source_index":"a","chars":[3,0,3], '
-                        '"instruction": "山は？", "input": "", "output": "富士山"}\n').encode("utf-8")
+                        '"instruction": "山は？", "input": "", "output": "富士山"}\n').encode()
     assert [json.loads(line)["source_index"] for line in lines] == ["a", "b", "1", "2"]
     summary = json.loads(metrics.read_text())
     assert summary["records"] == 4

@@ -6,6 +6,8 @@ Bounded and derandomized: the same examples on every run and machine, so a failu
 from __future__ import annotations
 
 import codecs
+import contextlib
+import itertools
 import json
 import tempfile
 from collections import Counter
@@ -13,18 +15,19 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from src import records as records_module
 from src.errors import DatasetError
 from src.jsonl import join_record_line, shard_line
 from src.merge import DuplicateCounts, merge_lines
-from src.raw import raw_line
 from src.params import MergeParams, RawParams, SplitParams, parse_params_text
+from src.raw import raw_line
 from src.records import iter_source_file, iter_validated
+from src.reshard import even_ranges
 from src.schema import CATEGORIES
 from src.seen import SeenSet
-from src.reshard import even_ranges
 from src.shard_stats import ShardTally
 from src.split import write_shards as split_write_shards
 
@@ -57,7 +60,7 @@ def with_copies(sources: list, copies: list[tuple[int, int]]) -> list:
     flat = [r for _, records in sources for r in records]
     result = [(name, list(records)) for name, records in sources]
     for target, picked in copies:
-        name, records = result[target % len(result)]
+        _name, records = result[target % len(result)]
         copy = {**flat[picked % len(flat)], "index": f"copy-{len(records)}"}
         records.append(copy)
     return result
@@ -83,7 +86,7 @@ def contiguous_ranges(data: st.DataObject, records: int) -> list[tuple[int, int]
     cuts = sorted(data.draw(st.lists(st.integers(1, records - 1), min_size=count - 1, max_size=count - 1,
                                      unique=True), label="cuts")) if count > 1 else []
     bounds = [0, *cuts, records]
-    return list(zip(bounds, bounds[1:]))
+    return list(itertools.pairwise(bounds))
 
 
 def write_shards(merged: list[dict], split: SplitParams) -> list[bytes]:
@@ -128,8 +131,8 @@ def test_every_merged_record_lands_in_exactly_one_shard_in_order(sources, copies
     shards = write_shards(merged, split)
 
     assert b"".join(shards) == b"".join(projection(m) for m in merged)
-    landed = Counter()
-    for shard, body, (start, stop) in zip(split.shards, shards, ranges):
+    landed: Counter[str] = Counter()
+    for shard, body, (start, stop) in zip(split.shards, shards, ranges, strict=False):
         assert (shard.start, shard.stop) == (start, stop)
         lines = body.split(b"\n")
         assert lines.pop() == b""  # every line ends in \n, and \n only ends lines
@@ -146,7 +149,7 @@ def test_every_merged_record_lands_in_exactly_one_shard_in_order(sources, copies
 @given(records=st.integers(1, 400), data=st.data())
 def test_shards_with_allowed_gaps_hold_each_covered_record_once(records: int, data) -> None:
     points = sorted(data.draw(st.lists(st.integers(0, records), min_size=2, max_size=16, unique=True)))
-    pairs = [(a, b) for a, b in zip(points[::2], points[1::2])]
+    pairs = [(a, b) for a, b in zip(points[::2], points[1::2], strict=False)]
     split = SplitParams.parse(sharding(pairs, list(range(len(pairs))), allow_gaps=True))
     split.check_records(records)
     merged = [{"index": str(n), "instruction": f"i{n}", "input": "", "output": f"o{n}", "category": "open_qa"}
@@ -167,7 +170,7 @@ def test_even_ranges_are_a_valid_contiguous_sharding_with_sizes_within_one(recor
     ranges = even_ranges(records, count)
     sizes = [stop - start for start, stop in ranges]
     assert ranges[0][0] == 0 and ranges[-1][1] == records
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
     assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
     SplitParams.parse(sharding(ranges, list(range(count)))).check_records(records)
 
@@ -248,7 +251,7 @@ def test_any_split_value_is_accepted_as_a_valid_sharding_or_refused_cleanly(valu
     # Whatever was accepted really is a valid sharding.
     assert [s.key for s in split.shards] == [f"shard{k}" for k in range(1, split.count + 1)]
     assert all(0 <= s.start < s.stop for s in split.shards)
-    assert all(a.stop <= b.start for a, b in zip(split.shards, split.shards[1:]))
+    assert all(a.stop <= b.start for a, b in zip(split.shards, split.shards[1:], strict=False))
     try:
         split.check_records(records)
     except DatasetError:
@@ -274,10 +277,8 @@ def load_params_text(text: str) -> None:
 @SETTINGS
 @given(lines=st.lists(st.one_of(st.sampled_from(YAML_PIECES), st.text(max_size=12)), max_size=12))
 def test_any_params_text_loads_or_is_refused_cleanly(lines: list[str]) -> None:
-    try:
+    with contextlib.suppress(DatasetError):
         load_params_text("\n".join(lines))
-    except DatasetError:
-        pass
 
 
 # --- sources: random records written either way read back exactly; random bytes are refused cleanly ---
@@ -356,7 +357,7 @@ def parts_pairs(draw: st.DrawFn) -> tuple[tuple[str, ...], tuple[str, ...]]:
         pieces = "\x00".join(first).split("\x00")
         splits = draw(st.lists(st.booleans(), min_size=len(pieces) - 1, max_size=len(pieces) - 1))
         second = [pieces[0]]
-        for piece, split in zip(pieces[1:], splits):
+        for piece, split in zip(pieces[1:], splits, strict=False):
             if split:
                 second.append(piece)
             else:
@@ -364,7 +365,7 @@ def parts_pairs(draw: st.DrawFn) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return first, tuple(second)
     text = "".join(first)
     cuts = sorted(draw(st.lists(st.integers(0, len(text)), max_size=4)))
-    return first, tuple(text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)]))
+    return first, tuple(text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=False))
 
 
 @settings(max_examples=200, deadline=None, derandomize=True, database=None)

@@ -156,7 +156,7 @@ def test_the_name_given_for_a_download_is_used_in_errors(tmp_path: Path) -> None
 
 # --- record-level errors, the same for both kinds: bad record is the 2nd, so line 3 (array) or 2 (jsonl) ---
 
-def where(kind: str, path: Path, number: int = 2) -> str:
+def where(kind: str, path: Path | str, number: int = 2) -> str:
     return f"{path}:{number + 1} (record {number})" if kind == "array" else f"{path}:{number}"
 
 
@@ -248,7 +248,7 @@ REPAIRS = {
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("repair", REPAIRS)
 def test_repaired_input_gives_the_clean_files_records_and_bytes(tmp_path: Path, kind: str, repair: str) -> None:
-    values = GOOD + [record(3, input="改行\r\nを含む\u2028文", output="quote \" backslash \\ tab \t")]
+    values = [*GOOD, record(3, input="改行\r\nを含む\u2028文", output='quote " backslash \\ tab \t')]
     clean = read(write(tmp_path, f"clean.{kind}", KINDS[kind](values)))
     repaired = read(write(tmp_path, f"repaired.{kind}", REPAIRS[repair](KINDS[kind](values))))
     assert repaired == clean == [validate_record(v, "x") for v in values]
@@ -360,7 +360,7 @@ def test_duplicate_index_is_per_source_and_exact() -> None:
     assert [r["index"] for r in iter_validated(iter(values), "a")] == ["0", "0 ", "00"]
     assert len(list(iter_validated(iter([("w", record(0))]), "b"))) == 1  # another source may reuse "0"
     with pytest.raises(DatasetError) as caught:
-        list(iter_validated(iter(values + [("f.jsonl:4", record(3, index="00"))]), "a"))
+        list(iter_validated(iter([*values, ("f.jsonl:4", record(3, index="00"))]), "a"))
     assert str(caught.value) == "f.jsonl:4: index '00' appears twice in source 'a'; give every record its own index"
 
 

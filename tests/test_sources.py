@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import http.server
+import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -73,6 +73,11 @@ def url_spec(url: str, algorithm: str = "sha256", digest: str = "0" * 64) -> Sou
     return SourceSpec("dolly_ja", UrlSource(url, algorithm, digest))
 
 
+def url_origin(spec: SourceSpec) -> UrlSource:
+    assert isinstance(spec.origin, UrlSource)
+    return spec.origin
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -101,7 +106,7 @@ def test_checksum_mismatch_is_refused_and_nothing_is_kept(server: FileServer, se
     wrong = "0" * 64
     spec = url_spec(server.url(SMALL), digest=wrong)
     with pytest.raises(DatasetError) as error:
-        download("dolly_ja", spec.origin, tmp_path)
+        download("dolly_ja", url_origin(spec), tmp_path)
     assert str(error.value) == (
         f"raw.sources.dolly_ja: {server.url(SMALL)} has sha256 {sha256(served / SMALL)} but params pin {wrong}; "
         "if the file changed on purpose, update raw.sources.dolly_ja.sha256")
@@ -112,7 +117,7 @@ def test_a_server_that_is_gone_gives_a_clear_error(server: FileServer, tmp_path:
     spec = url_spec(server.url(SMALL))
     server.stop()
     with pytest.raises(DatasetError) as error:
-        download("dolly_ja", spec.origin, tmp_path)
+        download("dolly_ja", url_origin(spec), tmp_path)
     message = str(error.value)
     assert message.startswith(f"raw.sources.dolly_ja: cannot download {server.url(SMALL)} (")
     assert "Connection refused" in message
@@ -123,7 +128,7 @@ def test_a_server_that_is_gone_gives_a_clear_error(server: FileServer, tmp_path:
 def test_a_missing_file_on_the_server_gives_a_clear_error(server: FileServer, tmp_path: Path) -> None:
     spec = url_spec(server.url("no-such-file.json"))
     with pytest.raises(DatasetError) as error:
-        download("dolly_ja", spec.origin, tmp_path)
+        download("dolly_ja", url_origin(spec), tmp_path)
     assert str(error.value) == (f"raw.sources.dolly_ja: cannot download {server.url('no-such-file.json')} "
                                 "(HTTP 404 File not found); check the url")
     assert list(tmp_path.iterdir()) == []
@@ -133,7 +138,7 @@ def test_a_corrupted_earlier_download_is_fetched_again(server: FileServer, serve
     digest = sha256(served / SMALL)
     spec = url_spec(server.url(SMALL), digest=digest)
     (tmp_path / f"sha256-{digest}").write_bytes(b"[]")
-    path = download("dolly_ja", spec.origin, tmp_path)
+    path = download("dolly_ja", url_origin(spec), tmp_path)
     assert path.read_bytes() == (served / SMALL).read_bytes()
     assert len(server.requests) == 1
 

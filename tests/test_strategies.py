@@ -1,9 +1,12 @@
 """Split strategies: stratified quotas within one record of the proportional share, a portable seeded shuffle."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from src.errors import DatasetError
 from src.params import SplitParams
@@ -18,7 +21,7 @@ def test_quotas_keep_both_margins_and_every_share_within_one_record(data, counts
     total = sum(counts)
     cuts = sorted(data.draw(st.sets(st.integers(1, total - 1), max_size=min(total - 1, 40)))) if total > 1 else []
     bounds = [0, *cuts, total]
-    sizes = [b - a for a, b in zip(bounds, bounds[1:])]
+    sizes = [b - a for a, b in itertools.pairwise(bounds)]
     quotas = stratified_quotas(sizes, counts)
     assert quotas.sum(axis=1).tolist() == sizes
     assert quotas.sum(axis=0).tolist() == counts

@@ -164,8 +164,9 @@ def plot_ids(dom: str) -> list[str]:
 
         def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
             values = dict(attrs)
-            if tag == "div" and values.get("id") and "vega-embed" in (values.get("class") or "").split():
-                self.ids.append(values["id"])
+            identifier = values.get("id")
+            if tag == "div" and identifier and "vega-embed" in (values.get("class") or "").split():
+                self.ids.append(identifier)
 
     finder = Finder()
     finder.feed(dom)

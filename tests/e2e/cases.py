@@ -2,21 +2,25 @@
 they break, one table of bad sources and one of bad params with the one-line error each must give, and snapshots
 of what a run leaves on disk.
 
-The expected messages are not typed here when a unit test already holds them: the bad files and records come from
-tests/test_records.py, the bad params from tests/test_params.py, and only the cases those tables lack (a missing
-file, invalid UTF-8, shard ranges checked against the merged data of the small project) are written here. A case is
-picked from an imported table by its id, so a renamed or removed unit case fails here at import, not silently.
+The expected messages are not typed here when a unit test's table already holds them: the bad files and records
+come from tests/test_records.py, the bad params from tests/test_params.py. Only what those tables lack is written
+here: a missing file, invalid UTF-8 and a lone surrogate in a record, a shard key refused at 4 shards, and the ranges
+that only the small project's 40 merged records show to be wrong. A case is picked from an imported table by its id,
+so a unit case renamed or removed fails here at import, not silently.
 """
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
 from src.sample import sample_records
+from tests.conftest import PROJECT_ROOT
 from tests.e2e.conftest import base_environment
 from tests.test_params import BAD_SHARD_NAMES, DOCUMENT_ERRORS, SOURCE_ERRORS, SPLIT_ERRORS
 from tests.test_records import FILE_ERRORS, GOOD, KINDS, LONE_SURROGATE, RECORD_ERRORS, record, where
@@ -30,8 +34,8 @@ SMALL_SOURCES = {  # source name: (path, kind of file, records)
     "extra": ("sources/extra.jsonl", "jsonl", list(sample_records(10, 6))),
 }
 SOURCE_OF_KIND = {kind: name for name, (_, kind, _) in SMALL_SOURCES.items()}
-SMALL_RECORDS = 40
 SMALL_SHARDS = {"shard1": 10, "shard2": 20, "shard3": 30, "shard4": 40}
+assert sum(len(records) for _, _, records in SMALL_SOURCES.values()) == SMALL_SHARDS["shard4"] == 40
 
 
 def source_path(kind: str) -> str:
@@ -182,7 +186,7 @@ def _set_shard(key: str, value: object) -> Callable[[str], str]:
     return _edit_document(lambda document: document["split"]["shards"].update({key: value}))
 
 
-def not_a_shard_key(key: str) -> str:
+def _not_a_shard_key(key: str) -> str:
     """The error for a shard key that is not shard1 ... shard4 (tests/test_params.py states the rule for one
     shard)."""
     return f"split.shards: {key!r} is not a shard key; name the shards shard1 ... shard4"
@@ -201,11 +205,16 @@ _SHARD_KEYS = ["../x", "/tmp/x", "shard1/..", "$(touch x)", "`touch x`", "; rm -
 # tests/test_params.py SOURCE_ERRORS: a third source added.
 _SOURCE_IDS = ["typo pth", "source name '../evil'"]
 
+def _replace_document(text: str) -> Callable[[str], str]:
+    """An edit that replaces the whole params file with ``text``."""
+    return lambda _old: text
+
+
 PARAMS_CASES: list[ParamsCase] = [
     *[ParamsCase(case_id, _set_split(value), message) for case_id, value, message in _by_id(SPLIT_ERRORS, _SPLIT_IDS)],
-    *[ParamsCase(case_id, lambda _text, new=text: new, message)
+    *[ParamsCase(case_id, _replace_document(text), message)
       for case_id, text, message in _by_id(DOCUMENT_ERRORS, _DOCUMENT_IDS)],
-    *[ParamsCase(f"shard key {key!r}", _rename_last_shard(key), not_a_shard_key(key))
+    *[ParamsCase(f"shard key {key!r}", _rename_last_shard(key), _not_a_shard_key(key))
       for key in BAD_SHARD_NAMES if key in _SHARD_KEYS],
     *[ParamsCase(case_id, _add_source(name, spec), message)
       for case_id, name, spec, message in _by_id(SOURCE_ERRORS, _SOURCE_IDS)],
@@ -226,6 +235,32 @@ assert len(PARAMS_CASE) == len(PARAMS_CASES), "params case ids must be unique"
 assert len(PARAMS_CASES) == len(_SPLIT_IDS) + len(_DOCUMENT_IDS) + len(_SHARD_KEYS) + len(_SOURCE_IDS) + 3
 
 # ---------------------------------------------------------------------------------------------------------------------
+# The stages as dvc.yaml runs them
+# ---------------------------------------------------------------------------------------------------------------------
+
+def stage_command(pipeline: Path, stage: str) -> list[str]:
+    """A stage's command exactly as ``pipeline`` (a dvc.yaml) writes it, run by this interpreter."""
+    words = load_yaml(pipeline)["stages"][stage]["cmd"].split()
+    assert words[:2] == ["python3", "-m"], words
+    return [sys.executable, *words[1:]]
+
+
+def stage_outs(pipeline: Path, stage: str) -> dict[str, bool]:
+    """The outputs, metrics and plots ``pipeline`` (a dvc.yaml) declares for a stage: {path: whether DVC caches it}."""
+    entry = load_yaml(pipeline)["stages"][stage]
+    outs = {}
+    for out in entry.get("outs", []) + entry.get("metrics", []) + entry.get("plots", []):
+        path, options = next(iter(out.items())) if isinstance(out, dict) else (out, {})
+        outs[path] = options.get("cache", True)
+    return outs
+
+
+def script_environment() -> dict[str, str]:
+    """The environment to run a stage script outside DVC: the project's src/ importable."""
+    return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # What a run leaves on disk
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -238,13 +273,13 @@ def is_temporary(relative: str) -> bool:
 
 
 def tree(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
-    """md5 of every file under ``root`` by relative path (so a stray temporary or a new file shows), except under
-    the relative directories in ``skip``."""
+    """Everything under ``root`` by relative path: a file's md5, or "directory" (so that a stray temporary, even an
+    empty one, or any new file shows), except under the relative directories in ``skip``."""
     found = {}
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root).as_posix()
-        if path.is_file() and not any(relative == s or relative.startswith(s + "/") for s in skip):
-            found[relative] = hashlib.md5(path.read_bytes()).hexdigest()
+        if not any(relative == s or relative.startswith(s + "/") for s in skip):
+            found[relative] = "directory" if path.is_dir() else hashlib.md5(path.read_bytes()).hexdigest()
     return found
 
 
@@ -254,7 +289,7 @@ def outputs(root: Path) -> dict[str, str]:
     for top in OUTPUT_DIRECTORIES:
         if (root / top).is_dir():
             found.update({f"{top}/{name}": md5 for name, md5 in tree(root / top).items()
-                          if Path(name).name != ".gitignore"})
+                          if md5 != "directory" and Path(name).name != ".gitignore"})
     return found
 
 

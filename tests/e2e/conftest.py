@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -85,7 +86,7 @@ class Repo:
         self.git("add", "-A")
         self.git("commit", "-q", "--allow-empty", "-m", message)
 
-    def clone(self, destination: Path) -> "Repo":
+    def clone(self, destination: Path) -> Repo:
         """A git clone beside this repository (so the default local DVC remote is shared)."""
         self.run("git", "clone", "-q", str(self.path), str(destination))
         return Repo(destination, self.env)
@@ -157,7 +158,7 @@ class S3Server:
     """
 
     # Servers of the tests now running: a failing test's report shows their log tails.
-    in_use: list["S3Server"] = []
+    in_use: ClassVar[list[S3Server]] = []
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -165,7 +166,7 @@ class S3Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (root / "tmp").mkdir(exist_ok=True)
         self.log_path = root / "server.log"
-        self.ports = dict(zip(SEAWEED_PORTS, free_loopback_ports(len(SEAWEED_PORTS))))
+        self.ports = dict(zip(SEAWEED_PORTS, free_loopback_ports(len(SEAWEED_PORTS)), strict=False))
         self.access_key_id, self.secret_access_key = new_credentials()
         self.config_path = root / "s3-identities.json"
         self.config_path.write_text(json.dumps({"identities": [{
@@ -232,9 +233,11 @@ class S3Server:
         deadline = time.monotonic() + S3_READY_SECONDS
         client = self.client()
         last_error: Exception | None = None
+        process = self.process
+        assert process is not None, "not started"
         for _ in range(S3_READY_ATTEMPTS):
-            if self.process.poll() is not None:
-                self.fail(f"weed server exited with {self.process.returncode} while starting")
+            if process.poll() is not None:
+                self.fail(f"weed server exited with {process.returncode} while starting")
             if time.monotonic() > deadline:
                 break
             try:
@@ -253,7 +256,7 @@ class S3Server:
         tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
         if not tables[0].exists():
             return  # not Linux: nothing to read
-        ours, listening = set(self.ports.values()), {}
+        ours, listening = set(self.ports.values()), dict[int, set[str]]()
         for table in tables:
             for line in table.read_text().splitlines()[1:] if table.exists() else []:
                 local, state = line.split()[1], line.split()[3]
@@ -423,7 +426,7 @@ def tracked_key_material(repo: Repo, values: list[str]) -> list[str]:
     given secret values or an AWS-shaped access key id. Empty when no key material was ever committed."""
     revisions = repo.git("rev-list", "--all").stdout.split()
     assert revisions, "no commits to search"
-    hits = set()
+    hits: set[str] = set()
     for pattern_args in ([arg for value in values for arg in ("-e", value)] + ["-F"],
                          ["-E", "-e", "(AKIA|ASIA)[0-9A-Z]{16}"]):
         for where in (["--cached"], revisions):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.cases import PARAMS_CASE, SOURCE_CASE, fresh_home, make_small, outputs, source_path, tree
+from tests.e2e.cases import PARAMS_CASE, SOURCE_CASE, fresh_home, make_small, outputs, source_path, stage_outs, tree
 from tests.e2e.conftest import Repo, cache_objects, lock_outs, make_repo, object_key, ran_stages
 from tests.test_records import REPAIRS
 
@@ -26,7 +26,8 @@ DVC_BOOKKEEPING = ("repo/.git", "repo/.dvc/tmp", "repo/.dvc/cache/runs")
 
 @pytest.fixture(scope="module")
 def small_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The small project reproduced and committed, in work/repo (its default remote would be work/...)."""
+    """The small project reproduced and committed, in work/repo (work/ is copied whole for each test, so that
+    anything written beside the repository shows)."""
     root = tmp_path_factory.mktemp("small")
     repo = make_repo(root / "work" / "repo", fresh_home(root))
     make_small(repo.path)
@@ -41,16 +42,6 @@ def small(small_template: Path, tmp_path: Path) -> Repo:
     """A copy of the small reproduced repository, for one test."""
     shutil.copytree(small_template, tmp_path / "work", symlinks=True)
     return Repo(tmp_path / "work" / "repo", fresh_home(tmp_path))
-
-
-def stage_outs(repo: Repo, stage: str) -> dict[str, bool]:
-    """The outputs and metrics dvc.yaml declares for a stage: {path: whether DVC caches it}."""
-    entry = yaml.safe_load(repo.read_bytes("dvc.yaml"))["stages"][stage]
-    outs = {}
-    for out in entry.get("outs", []) + entry.get("metrics", []):
-        path, options = next(iter(out.items())) if isinstance(out, dict) else (out, {})
-        outs[path] = options.get("cache", True)
-    return outs
 
 
 def break_source(case_id: str):
@@ -74,10 +65,10 @@ def break_params(case_id: str):
 DVC_CASES = [
     *map(break_source, ["array truncated inside a record", "array: lone surrogate escape", "jsonl with a blank line",
                         "jsonl: category 'Open_QA'"]),
-    *map(break_params, ["typo pth", "overlap", "a gap before shard3", "stop past the end",
+    *map(break_params, ["typo pth", "overlap", "stop past the end",
                         # A shard key never reaches a command line (dvc.yaml interpolates nothing from params):
                         # the params stage refuses it before any other stage runs, and nothing is written.
-                        "shard key '$(touch x)'", "shard key '; rm -rf x'", "shard key '../x'"]),
+                        "shard key '$(touch x)'", "shard key '../x'"]),
 ]
 
 
@@ -90,8 +81,10 @@ def test_dvc_repro_refuses_bad_input_keeps_dvc_lock_and_checkout_restores(small:
     before = tree(small.path.parent, skip=DVC_BOOKKEEPING)
     failed = small.dvc("repro", check=False)
     assert failed.returncode != 0
-    assert [line for line in failed.stderr.splitlines() if line.startswith("error: ")] == [f"error: {expected}"]
-    assert f"ERROR: failed to reproduce '{stage}'" in failed.stderr
+    # The stage's one line, then DVC's own; nothing else (no traceback).
+    stage_line, dvc_line = failed.stderr.splitlines()
+    assert stage_line == f"error: {expected}"
+    assert dvc_line.startswith(f"ERROR: failed to reproduce '{stage}': ") and dvc_line.endswith(", exited with 1")
     # dvc.lock records only the stages that succeeded before the failure (the params check, when the params are
     # valid and only the data shows a range is wrong); the failed stage's entry and all others are unchanged.
     succeeded = [name for name in ran_stages(failed.stdout) if name != stage]
@@ -103,7 +96,7 @@ def test_dvc_repro_refuses_bad_input_keeps_dvc_lock_and_checkout_restores(small:
     # DVC deletes a stage's outputs before running it: the failed stage's are absent (never partial). Nothing else in
     # the repository or beside it changed, and nothing was added (dvc.lock is unchanged when no stage succeeded).
     after = tree(small.path.parent, skip=DVC_BOOKKEEPING)
-    failed_outs = tuple("repo/" + out for out in stage_outs(small, stage))
+    failed_outs = tuple("repo/" + out for out in stage_outs(small.path / "dvc.yaml", stage))
     absent = [name for name in before if name not in after]
     assert all(name.startswith(failed_outs) for name in absent), absent
     changed = [name for name in after if before.get(name) != after[name]]
@@ -113,7 +106,7 @@ def test_dvc_repro_refuses_bad_input_keeps_dvc_lock_and_checkout_restores(small:
     # `dvc checkout` restores the cached outputs; metrics and plot tables are `cache: false` (git tracks them), so
     # a failed stage's come back from git.
     small.dvc("checkout")
-    uncached = [path for path, cached in stage_outs(small, stage).items() if not cached]
+    uncached = [path for path, cached in stage_outs(small.path / "dvc.yaml", stage).items() if not cached]
     if uncached:
         small.git("checkout", "HEAD", "--", *uncached)
     assert outputs(small.path) == outputs_before
@@ -125,9 +118,14 @@ def test_dvc_repro_repairs_bom_and_crlf_to_byte_identical_outputs(small: Repo) -
     main.write_bytes(REPAIRS["bom and crlf"](main.read_bytes()))
     extra.write_bytes(codecs.BOM_UTF8 + REPAIRS["crlf blank lines at the end"](extra.read_bytes()))
     result = small.dvc("repro")
-    assert ran_stages(result.stdout) == ["raw"]  # data/raw came out byte-identical: merge and split are up to date
-    assert outputs(small.path) == before
-    assert lock_outs(small) == outs
+    # The records came out byte-identical; the provenance (raw and merged sources.json, the card) records the
+    # repaired files' own checksums, so merge and split ran to carry them.
+    assert ran_stages(result.stdout) == ["raw", "merge", "split"]
+    provenance = ("data/raw/sources.json", "data/merged/sources.json", "data/shards/README.md")
+    assert {k: v for k, v in outputs(small.path).items() if k not in provenance} == \
+        {k: v for k, v in before.items() if k not in provenance}
+    assert all(outputs(small.path)[name] != before[name] for name in provenance)
+    assert lock_outs(small)["data/merged/databricks-dolly-16k-ja.jsonl"] == outs["data/merged/databricks-dolly-16k-ja.jsonl"]
     assert small.dvc("status").stdout.strip() == "Data and pipelines are up to date."
 
 

@@ -68,8 +68,8 @@ def test_moving_one_boundary_rewrites_only_the_two_shards_it_touches(repo: Repo)
     assert diff == ("Path         Param                HEAD    workspace\n"
                     "params.yaml  split.shards.shard2  8000    7000\n")
     status = repo.sh(readme_command("dvc status")).stdout
-    # The split stage depends on the split section as a whole; `dvc params diff` names the value.
-    assert status == ("params:\n\tchanged deps:\n\t\tmodified:           params.yaml\n"
+    # The stages depend on the split section as a whole; `dvc params diff` names the value.
+    assert status == ("params:\n\tchanged deps:\n\t\tparams.yaml:\n\t\t\tmodified:           split\n"
                       "split:\n\tchanged deps:\n\t\tparams.yaml:\n\t\t\tmodified:           split\n")
 
     assert ran_stages(repo.dvc("repro").stdout) == ["params", "split"]

@@ -19,7 +19,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from dvc_render import VegaRenderer, render_html
 
 from tests.conftest import readme_command

@@ -2,6 +2,7 @@
 real S3 server (SeaweedFS on loopback), partial pulls, tagged releases consumed from another repository, faults."""
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import uuid
@@ -11,9 +12,24 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import readme_command, readme_python
-from tests.e2e.conftest import (S3_BUCKET, SHARD_TEMPLATE, Repo, S3Server, add_team_remote, base_environment,
-                                cache_objects, cached_outs, dir_listing, edit_params, lock_outs, make_repo, object_key, out_object_keys,
-                                ran_stages, tracked_key_material)
+from tests.e2e.conftest import (
+    S3_BUCKET,
+    SHARD_TEMPLATE,
+    Repo,
+    S3Server,
+    add_team_remote,
+    base_environment,
+    cache_objects,
+    cached_outs,
+    dir_listing,
+    edit_params,
+    lock_outs,
+    make_repo,
+    object_key,
+    out_object_keys,
+    ran_stages,
+    tracked_key_material,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -252,9 +268,12 @@ def test_a_tagged_release_serves_one_shard_to_another_repository(published: Publ
     shards_v2 = shard_md5s(maintainer)
     # --pull fetched only the merged files the split reads; the split wrote the shards, the card and their listing.
     card = object_key(dir_listing(maintainer, SHARDS)["README.md"])
+    # (DVC also keeps copies of the split's git-tracked metrics and tables, for its run cache; never pushed.)
+    tracked = {object_key(hashlib.md5(maintainer.read_bytes(path)).hexdigest())
+               for path in ("metrics/split.json", "plots/shards.json", "plots/categories.json", "plots/lengths.json")}
     assert set(cache_objects(maintainer)) == {object_key(lock["data/merged/databricks-dolly-16k-ja.jsonl"]),
                                               object_key(lock["data/merged/sources.json"]), object_key(lock[SHARDS]),
-                                              card, *map(object_key, shards_v2.values())}
+                                              card, *map(object_key, shards_v2.values()), *tracked}
     # Shards 1 and 4 keep their bytes: the push sends the two rewritten shards, the card and the new listing.
     shards_v1 = shard_md5s(published.repo)
     assert [name for name in shards_v1 if shards_v1[name] != shards_v2[name]] == ["2_of_4", "3_of_4"]

@@ -5,21 +5,32 @@ split, so there are earlier outputs to protect; the stages run exactly as dvc.ya
 """
 from __future__ import annotations
 
-import os
+import hashlib
+import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
-import yaml
 
 from src.schema import CATEGORIES
 from tests.conftest import PROJECT_ROOT
-from tests.e2e.cases import (PARAMS_CASE, PARAMS_CASES, SOURCE_CASES, ParamsCase, SourceCase, make_small, source_path,
-                             tree)
+from tests.e2e.cases import (
+    PARAMS_CASE,
+    PARAMS_CASES,
+    SOURCE_CASES,
+    ParamsCase,
+    SourceCase,
+    make_small,
+    script_environment,
+    source_path,
+    stage_command,
+    tree,
+)
+from tests.e2e.conftest import SHARD_TEMPLATE
 from tests.test_records import GOOD, KINDS, REPAIRS, record
 
 pytestmark = pytest.mark.e2e
@@ -28,16 +39,9 @@ SCRIPT_TIMEOUT_SECONDS = 300
 STAGES = ("raw", "merge", "split")
 
 
-def stage_command(pipeline: Path, stage: str) -> list[str]:
-    """A stage's command exactly as ``pipeline`` (a dvc.yaml) writes it, run by this interpreter."""
-    words = yaml.safe_load(pipeline.read_text(encoding="utf-8"))["stages"][stage]["cmd"].split()
-    assert words[:2] == ["python3", "-m"], words
-    return [sys.executable, *words[1:]]
-
-
 def run_script(cwd: Path, command: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=cwd, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, capture_output=True,
-                          text=True, timeout=SCRIPT_TIMEOUT_SECONDS)
+    return subprocess.run(command, cwd=cwd, env=script_environment(), capture_output=True, text=True,
+                          timeout=SCRIPT_TIMEOUT_SECONDS)
 
 
 @dataclass
@@ -109,10 +113,24 @@ def test_repaired_sources_give_byte_identical_outputs(built: Workspace, kind: st
     source.write_bytes(REPAIRS[repair](source.read_bytes()))
     result = built.stage("raw")
     assert (result.returncode, result.stderr) == (0, "")
-    assert tree(built.path, skip=("sources",)) == clean  # data/raw byte-identical, so everything after it too
+    # The records are byte-identical; only the provenance names the repaired file's own sha256.
+    assert without_provenance(tree(built.path, skip=("sources",))) == without_provenance(clean)
+    assert_only_the_checksum_differs(built.path / "data" / "raw" / "sources.json", kind)
     if repair == "bom and crlf":  # run the rest to be sure
         built.pipeline()
-        assert tree(built.path, skip=("sources",)) == clean
+        assert without_provenance(tree(built.path, skip=("sources",))) == without_provenance(clean)
+
+
+def without_provenance(files: dict[str, str]) -> dict[str, str]:
+    """The files but the ones recording each source's checksum: the raw and merged sources.json, the card."""
+    return {name: md5 for name, md5 in files.items() if Path(name).name not in ("sources.json", "README.md")}
+
+
+def assert_only_the_checksum_differs(manifest: Path, kind: str) -> None:
+    """The raw manifest names the repaired file's own sha256."""
+    sources = json.loads(manifest.read_text())["sources"]
+    source = next(entry for entry in sources.values() if entry.get("path") == source_path(kind))
+    assert source["sha256"] == hashlib.sha256((manifest.parents[2] / source_path(kind)).read_bytes()).hexdigest()
 
 
 def test_a_control_character_in_user_text_cannot_break_the_one_line_error(built: Workspace) -> None:
@@ -147,29 +165,37 @@ def test_every_stage_checks_the_whole_params_file_first(built: Workspace, case_i
 
 # --- wrong arguments, missing inputs ---
 
-SPLIT_OUTPUTS = ["metrics/split.json", "plots/shards.json", "plots/categories.json", "plots/lengths.json"]
 MERGED = "data/merged/databricks-dolly-16k-ja.jsonl"
 
-ARGUMENT_CASES: list[tuple[str, list[str], str]] = [
-    ("raw", ["params.yaml"], "usage: python3 -m src.raw PARAMS DVC_YAML DOWNLOADS OUT_DIR"),
-    ("merge", [], "usage: python3 -m src.merge PARAMS RAW_DIR MERGED_OUT METRICS_OUT"),
-    ("split", ["params.yaml", MERGED],
-     "usage: python3 -m src.split PARAMS MERGED SHARD_PATH METRICS SHARDS_TABLE CATEGORIES_TABLE LENGTHS_TABLE"),
-    ("params", [], "usage: python3 -m src.params PARAMS"),
-    ("plots_page", [], "usage: python3 -m src.plots_page OUT_HTML"),
-    ("raw", ["missing.yaml", "dvc.yaml", "downloads", "data/raw"], "missing.yaml: params file not found"),
-    ("raw", ["params.yaml", "missing.yaml", "downloads", "data/raw"], "missing.yaml: cannot read the raw stage's deps"),
-    ("merge", ["params.yaml", "data/nothing", MERGED, "metrics/merge.json"],
+
+def stage_args(stage: str, old: str, new: str) -> tuple[str, list[str]]:
+    """The module and arguments of a stage's command in dvc.yaml, with its argument ``old`` replaced by ``new``."""
+    command = stage_command(PROJECT_ROOT / "dvc.yaml", stage)
+    assert command[1] == "-m" and old in command[3:], command
+    return command[2].removeprefix("src."), [new if arg == old else arg for arg in command[3:]]
+
+
+ARGUMENT_CASES: list[tuple[str, str, list[str], str]] = [
+    ("raw usage", "raw", ["params.yaml"], "usage: python3 -m src.raw PARAMS DVC_YAML DOWNLOADS OUT_DIR"),
+    ("merge usage", "merge", [], "usage: python3 -m src.merge PARAMS RAW_DIR MERGED_OUT PROVENANCE_OUT METRICS_OUT"),
+    ("split usage", "split", ["params.yaml", MERGED],
+     "usage: python3 -m src.split PARAMS MERGED PROVENANCE SHARD_PATH CARD METRICS SHARDS_TABLE CATEGORIES_TABLE "
+     "LENGTHS_TABLE"),
+    ("params usage", "params", [], "usage: python3 -m src.params PARAMS"),
+    ("plots_page usage", "plots_page", [], "usage: python3 -m src.plots_page OUT_HTML"),
+    ("missing params file", *stage_args("raw", "params.yaml", "missing.yaml"), "missing.yaml: params file not found"),
+    ("missing dvc.yaml", *stage_args("raw", "dvc.yaml", "missing.yaml"), "missing.yaml: cannot read the raw stage's deps"),
+    ("missing raw directory", *stage_args("merge", "data/raw", "data/nothing"),
      "data/nothing/sources.json: missing or unreadable; run the raw stage (dvc repro raw)"),
-    ("split", ["params.yaml", "data/merged/nothing.jsonl", "data/shards/x-{shard}.jsonl", *SPLIT_OUTPUTS],
+    ("missing merged file", *stage_args("split", MERGED, "data/merged/nothing.jsonl"),
      "data/merged/nothing.jsonl: missing; run the merge stage (dvc repro merge)"),
-    ("split", ["params.yaml", MERGED, "data/shards/x.jsonl", *SPLIT_OUTPUTS],
+    ("shard path without {shard}", *stage_args("split", SHARD_TEMPLATE.format("{shard}"), "data/shards/x.jsonl"),
      "data/shards/x.jsonl: the shard path must hold {shard} once, in the file name"),
 ]
 
 
-@pytest.mark.parametrize(("module", "args", "expected"), ARGUMENT_CASES,
-                         ids=[f"{module} {expected.split(':')[0]}" for module, _, expected in ARGUMENT_CASES])
+@pytest.mark.parametrize(("module", "args", "expected"), [c[1:] for c in ARGUMENT_CASES],
+                         ids=[c[0] for c in ARGUMENT_CASES])
 def test_wrong_arguments_and_missing_inputs_are_one_line(built: Workspace, module: str, args: list[str],
                                                          expected: str) -> None:
     before = tree(built.path)
