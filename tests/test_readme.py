@@ -28,3 +28,15 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     ci_lines = [line for line in (PROJECT_ROOT / ".ci" / "run").read_text().splitlines()
                 if line.strip() and not line.startswith("#")]
     assert ci_lines[-1] == TEST_COMMAND
+
+
+def test_the_error_lines_the_docs_show_are_ones_real_runs_give() -> None:
+    """Each `error:` line of docs/errors.md is the expected message of a case that the end-to-end tests check
+    against a real run of the stage (tests/e2e/cases.py)."""
+    from tests.e2e.cases import PARAMS_CASES, SOURCE_CASES
+
+    real = {f"error: {case.expected()}" for case in SOURCE_CASES} | {f"error: {case.message}" for case in PARAMS_CASES}
+    text = (PROJECT_ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
+    shown = [line for line in text.splitlines() if line.startswith("error: ")]
+    assert len(shown) >= 10
+    assert [line for line in shown if line not in real] == []
