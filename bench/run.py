@@ -45,6 +45,7 @@ from workspace import (
 
 SHARDS = 4
 SHARD_COUNTS = (5, 1024)  # issue 7: 1,024 shards within 2x the time of 5
+SHARD_FORMS = (False, True)  # ranges written in params.yaml; --even (split.shards left out)
 STAGE_MEMORY_LIMIT_KIB = 128 * 1024
 RESULTS = BENCH_DIR / "results.md"
 SECTION_ORDER = ("scale", "shards")
@@ -312,7 +313,8 @@ class ScaleBench:
 
 
 class ShardsBench:
-    """Issue 7: `dvc repro` after `reshard 5` vs after `reshard 1024` on the default sample, raw and merge done."""
+    """Issue 7: `dvc repro` after `reshard 5` vs after `reshard 1024` on the default sample, raw and merge done;
+    with the ranges written out in params.yaml, and with `--even` (split.shards left out)."""
 
     name = "shards"
     title = "Shard count (issue 7): the default built-in sample, raw and merge done"
@@ -324,8 +326,8 @@ class ShardsBench:
         self.repo = self.root / "run"
         self.logs = self.root / "logs"
         self.env = {**base_env(settings.work), "DVC_SITE_CACHE_DIR": str(self.root / "site-cache")}
-        self.rows = {count: Series() for count in SHARD_COUNTS}
-        self.timed_out: set[int] = set()
+        self.rows = {(even, count): Series() for even in SHARD_FORMS for count in SHARD_COUNTS}
+        self.timed_out: set[tuple[bool, int]] = set()
 
     def setup(self) -> None:
         """The default project, reproduced once: the state every measurement starts from."""
@@ -333,57 +335,65 @@ class ShardsBench:
         copy_project(self.base, self.env, self.settings.rev)
         run_checked(dvc("repro"), self.base, self.env, self.settings.timeout)
 
-    def time_count(self, count: int, rep: int) -> None:
-        """One `dvc repro` after `reshard COUNT`, on a fresh copy of the reproduced default project."""
+    def time_count(self, even: bool, count: int, rep: int) -> None:
+        """One `dvc repro` after `reshard COUNT [--even]`, on a fresh copy of the reproduced default project."""
         shutil.rmtree(self.repo, ignore_errors=True)
         shutil.copytree(self.base, self.repo, symlinks=True)
         run_checked(dvc("status"), self.repo, self.env, self.settings.timeout)  # DVC's hash state for the copy
-        reshard(self.repo, self.env, count, None, self.settings.timeout)
+        reshard(self.repo, self.env, count, None, self.settings.timeout, even=even)
         try:
             measurement = measure(dvc("repro"), self.repo, self.env, self.settings.timeout, self.logs,
-                                  f"shards-{count}-{rep}")
+                                  f"shards-{'even-' if even else ''}{count}-{rep}")
         except CommandTimeout as error:
             print(f"  {error}", flush=True)
-            self.timed_out.add(count)
+            self.timed_out.add((even, count))
             return
-        self.rows[count].runs.append(measurement)
-        progress(f"[{rep}/{self.settings.repeat}] reshard {count} && dvc repro", measurement)
+        self.rows[(even, count)].runs.append(measurement)
+        progress(f"[{rep}/{self.settings.repeat}] {reshard_command(even, count)} && dvc repro", measurement)
 
     def run(self) -> None:
         self.setup()
         for rep in range(1, self.settings.repeat + 1):
-            for count in SHARD_COUNTS:
-                if count not in self.timed_out:
-                    self.time_count(count, rep)
+            for key in self.rows:
+                if key not in self.timed_out:
+                    self.time_count(*key, rep)
 
-    def wall(self, count: int) -> tuple[float, str]:
+    def wall(self, key: tuple[bool, int]) -> tuple[float, str]:
         """The median wall time, or the timeout with "> " when the command was killed at it."""
-        if count in self.timed_out:
+        if key in self.timed_out:
             return self.settings.timeout, "> "
-        return self.rows[count].wall, ""
+        return self.rows[key].wall, ""
 
     def lines(self) -> list[str]:
-        (few, _), (many, more) = (self.wall(count) for count in SHARD_COUNTS)
-        body = []
-        for count, series in self.rows.items():
-            wall, prefix = self.wall(count)
-            peak = (f"{tables.memory(series.peak_kib)} (stages: {tables.memory(series.stage_peak_kib)})"
-                    if series.runs else "—")
-            body.append([f"`python3 -m src.reshard {count}`, then `dvc repro` (timed alone)",
-                         prefix + tables.seconds(wall) + (" (killed: --timeout)" if prefix else ""), peak,
-                         prefix + tables.ratio(wall, few)])
-        target = [[f"{SHARD_COUNTS[1]:,} shards within 2× the time of {SHARD_COUNTS[0]}",
-                   f"{more}{many / few:.1f}×", tables.verdict(not more and many <= 2 * few)]]
-        notes = [f"Where the last `dvc repro` of {count:,} shards spent its {tables.seconds(series.runs[-1].wall)}: "
-                 f"{breakdown(series.runs[-1])}." for count, series in self.rows.items() if series.runs]
+        body, target, notes = [], [], []
+        for even in SHARD_FORMS:
+            (few, _), (many, more) = (self.wall((even, count)) for count in SHARD_COUNTS)
+            for count in SHARD_COUNTS:
+                series = self.rows[(even, count)]
+                wall, prefix = self.wall((even, count))
+                peak = (f"{tables.memory(series.peak_kib)} (stages: {tables.memory(series.stage_peak_kib)})"
+                        if series.runs else "—")
+                body.append([f"`{reshard_command(even, count)}`, then `dvc repro` (timed alone)",
+                             prefix + tables.seconds(wall) + (" (killed: --timeout)" if prefix else ""), peak,
+                             prefix + tables.ratio(wall, few)])
+                if series.runs:
+                    notes.append(f"Where the last `dvc repro` after `{reshard_command(even, count)}` spent its "
+                                 f"{tables.seconds(series.runs[-1].wall)}: {breakdown(series.runs[-1])}.")
+            target.append([f"{SHARD_COUNTS[1]:,} shards within 2× the time of {SHARD_COUNTS[0]} "
+                           f"({'even: split.shards left out' if even else 'ranges written in params.yaml'})",
+                           f"{more}{many / few:.1f}×", tables.verdict(not more and many <= 2 * few)])
         return [
-            *tables.table(["what", "wall (median)", "peak RSS", f"× {SHARD_COUNTS[0]} shards"], body),
+            *tables.table(["what", "wall (median)", "peak RSS", f"× {SHARD_COUNTS[0]} shards (same form)"], body),
             "",
             *(line for note in notes for line in (note, "")),
             "### Target of issue 7",
             "",
             *tables.table(["target", "measured", "met?"], target),
         ]
+
+
+def reshard_command(even: bool, count: int) -> str:
+    return f"python3 -m src.reshard {count}" + (" --even" if even else "")
 
 
 def wrapper_floor_kib(settings: Settings) -> int:

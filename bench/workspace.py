@@ -220,8 +220,9 @@ def use_source(repo: Path, source: Path) -> None:
     dvc_yaml_path.write_text(yaml.safe_dump(pipeline, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
-def reshard(repo: Path, env: dict[str, str], count: int, records: int | None, timeout: float) -> None:
-    extra = [] if records is None else ["--records", str(records)]
+def reshard(repo: Path, env: dict[str, str], count: int, records: int | None, timeout: float,
+            even: bool = False) -> None:
+    extra = ([] if records is None else ["--records", str(records)]) + (["--even"] if even else [])
     run_checked([sys.executable, "-m", "src.reshard", str(count), *extra], repo, env, timeout)
 
 

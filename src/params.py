@@ -6,9 +6,10 @@ Every section is a string-keyed mapping (never a list) so that `dvc params diff`
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -240,6 +241,16 @@ def _shard_bounds(name: str, value: object) -> tuple[int | None, int]:
     return None, _integer(value, where, 1)
 
 
+def even_ranges(records: int, count: int) -> list[tuple[int, int]]:
+    """``count`` contiguous [start, stop) ranges over ``records``; sizes differ by at most one (the first ones
+    take the extra records)."""
+    if count < 1 or records < count:
+        raise DatasetError(f"cannot cut {records} records into {count} non-empty shards; choose 1..{records} shards")
+    base, extra = divmod(records, count)
+    bounds = [number * base + min(number, extra) for number in range(count + 1)]
+    return list(itertools.pairwise(bounds))
+
+
 @dataclass(frozen=True)
 class SplitParams:
     """``count`` shards whose ranges are ordered, disjoint and (unless ``allow_gaps``) contiguous from 0."""
@@ -249,9 +260,10 @@ class SplitParams:
     allow_gaps: bool = False
     strategy: str = "contiguous"
     seed: int = 0
+    even: bool = False  # split.shards left out: cut evenly once the record count is known
 
     def __post_init__(self) -> None:
-        if len(self.shards) != self.count:
+        if not self.even and len(self.shards) != self.count:
             raise DatasetError(f"split.count is {self.count} but split.shards names {len(self.shards)} shards; "
                                "make them agree (python3 -m src.reshard N rewrites both)")
         expected_stop = 0
@@ -279,6 +291,9 @@ class SplitParams:
             raise DatasetError(f"split.strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
         seed = _integer(section.get("seed", 0), "split.seed", 0)
         count = _integer(section.get("count"), "split.count", 1)
+        allow_gaps = _boolean(section.get("allow_gaps", False), "split.allow_gaps")
+        if "shards" not in section:  # even shards over whatever the merged data holds (for_records)
+            return cls(count, (), allow_gaps, strategy, seed, even=True)
         shards = _mapping(section.get("shards"), "split.shards")
         numbered = sorted((_shard_number(key, count), key, spec) for key, spec in shards.items())
         ranges: list[ShardRange] = []
@@ -293,7 +308,19 @@ class SplitParams:
                 raise DatasetError(f"split.shards.{key}: start {start} must be below stop {stop} "
                                    "(ranges are half-open [start, stop))")
             ranges.append(ShardRange(number, count, start, stop))
-        return cls(count, tuple(ranges), _boolean(section.get("allow_gaps", False), "split.allow_gaps"), strategy, seed)
+        return cls(count, tuple(ranges), allow_gaps, strategy, seed)
+
+    def for_records(self, records: int) -> SplitParams:
+        """This sharding over ``records`` merged records: with split.shards left out, ``count`` even shards."""
+        if not self.even:
+            return self
+        try:
+            ranges = even_ranges(records, self.count)
+        except DatasetError:
+            raise DatasetError(f"split.count {self.count} is more than the {records} merged records; choose at most "
+                               f"{records} shards") from None
+        shards = tuple(ShardRange(number, self.count, start, stop) for number, (start, stop) in enumerate(ranges, 1))
+        return replace(self, shards=shards, even=False)
 
     def check_records(self, records: int) -> None:
         """Check the ranges against the merged data's record count."""

@@ -1,7 +1,9 @@
 """Rewrite split.count and split.shards of params.yaml into N even, contiguous shards.
 
-Usage: python3 -m src.reshard N [--records TOTAL] [--params PARAMS] [--dvc-yaml DVC_YAML]
+Usage: python3 -m src.reshard N [--records TOTAL | --even] [--params PARAMS] [--dvc-yaml DVC_YAML]
 TOTAL defaults to the number of records in the merged data (the merge stage's output, as dvc.yaml names it).
+--even leaves split.shards out instead: the split cuts N even shards of whatever the merged data holds, which
+keeps params.yaml small (DVC reads it several times per run: with 1,024 explicit shards that costs seconds).
 Only the lines of split.count and split.shards change; the rest of params.yaml, comments included, is kept.
 """
 from __future__ import annotations
@@ -13,22 +15,9 @@ import yaml
 
 from .errors import ArgumentParser, DatasetError, run_cli
 from .jsonl import atomic_file, count_lines
-from .params import SplitParams, parse_params_text, shard_name
+from .params import SplitParams, even_ranges, parse_params_text, shard_name
 
 SHARDS_INDENT = "  "
-
-
-def even_ranges(records: int, count: int) -> list[tuple[int, int]]:
-    """``count`` contiguous [start, stop) ranges over ``records``; sizes differ by at most one."""
-    if count < 1 or records < count:
-        raise DatasetError(f"cannot cut {records} records into {count} non-empty shards; choose 1..{records} shards")
-    base, extra = divmod(records, count)
-    ranges, start = [], 0
-    for number in range(count):
-        stop = start + base + (1 if number < extra else 0)
-        ranges.append((start, stop))
-        start = stop
-    return ranges
 
 
 def _top_level_block(lines: list[str], key: str, indent: str) -> tuple[int, int]:
@@ -46,17 +35,23 @@ def _top_level_block(lines: list[str], key: str, indent: str) -> tuple[int, int]
     return begin, end
 
 
-def rewrite_sharding(text: str, count: int, records: int) -> str:
-    """``text`` with split.count and split.shards replaced by ``count`` even shards of ``records`` records."""
+def rewrite_sharding(text: str, count: int, records: int | None) -> str:
+    """``text`` with split.count set to ``count`` and split.shards rewritten as even shards of ``records`` records,
+    or left out (``records`` None: the split then cuts evenly whatever the merged data holds)."""
     lines = text.splitlines(keepends=True)
     split_begin, split_end = _top_level_block(lines, "split", "")
     block = lines[split_begin:split_end]
     count_line = _top_level_block(block, "count", SHARDS_INDENT)[0]
     block[count_line] = f"{SHARDS_INDENT}count: {count}\n"
-    shards_begin, shards_end = _top_level_block(block, "shards", SHARDS_INDENT)
-    shards = [f"{SHARDS_INDENT}shards:\n"] + [f"{SHARDS_INDENT * 2}shard{number}: {stop}\n"
-                                              for number, (_, stop) in enumerate(even_ranges(records, count), 1)]
-    block[shards_begin:shards_end] = shards
+    if any(line.startswith(f"{SHARDS_INDENT}shards:") for line in block):
+        shards_begin, shards_end = _top_level_block(block, "shards", SHARDS_INDENT)
+        del block[shards_begin:shards_end]
+    else:
+        shards_begin = len(block)
+    if records is not None:
+        block[shards_begin:shards_begin] = [f"{SHARDS_INDENT}shards:\n"] + [
+            f"{SHARDS_INDENT * 2}shard{number}: {stop}\n"
+            for number, (_, stop) in enumerate(even_ranges(records, count), 1)]
     return "".join(lines[:split_begin] + block + lines[split_end:])
 
 
@@ -82,6 +77,9 @@ def main(argv: Sequence[str]) -> None:
     parser = ArgumentParser(prog="python3 -m src.reshard", description=__doc__.splitlines()[0])
     parser.add_argument("count", type=int, help="number of shards")
     parser.add_argument("--records", type=int, help="number of merged records to cover (default: all)")
+    parser.add_argument("--even", action="store_true",
+                        help="leave split.shards out: the split cuts count even shards of whatever the merged data "
+                             "holds (the cheapest form for many shards)")
     parser.add_argument("--params", default="params.yaml", type=Path)
     parser.add_argument("--dvc-yaml", default="dvc.yaml", type=Path)
     args = parser.parse_args(argv)
@@ -89,12 +87,16 @@ def main(argv: Sequence[str]) -> None:
         original = args.params.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise DatasetError(f"{args.params}: cannot read ({error})") from None
-    records = args.records if args.records is not None else merged_records(args.dvc_yaml)
-    text = rewrite_sharding(original, args.count, records)
+    if args.even:
+        text = rewrite_sharding(original, args.count, None)
+    else:
+        records = args.records if args.records is not None else merged_records(args.dvc_yaml)
+        text = rewrite_sharding(original, args.count, records)
     SplitParams.parse(parse_params_text(text, args.params)["split"])  # the result must be a valid sharding
     with atomic_file(args.params) as stream:
         stream.write(text.encode("utf-8"))
-    print(f"{args.params}: split.count = {args.count}, {records} records, "
+    covered = "even shards of the merged records" if args.even else f"{records} records"
+    print(f"{args.params}: split.count = {args.count}, {covered}, "
           f"shards {shard_name(1, args.count)} .. {shard_name(args.count, args.count)}")
 
 

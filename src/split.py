@@ -129,7 +129,6 @@ def main(argv: Sequence[str]) -> None:
      lengths_table) = expect_args(argv, ("PARAMS", "MERGED", "PROVENANCE", "SHARD_PATH", "CARD", "METRICS",
                                          "SHARDS_TABLE", "CATEGORIES_TABLE", "LENGTHS_TABLE"), "src.split")
     params = load_params(Path(params_path))
-    split = params.split
     directory, file_name = shard_path_parts(shard_path)
     if Path(card_path).parent != directory:
         raise DatasetError(f"{card_path}: the dataset card goes in the shard directory {directory}")
@@ -137,6 +136,7 @@ def main(argv: Sequence[str]) -> None:
         if not Path(path).is_file():
             raise DatasetError(f"{path}: missing; run the merge stage (dvc repro merge)")
     provenance = json.loads(Path(provenance_path).read_text(encoding="utf-8"))
+    split = params.split.for_records(sum(source["kept"] for source in provenance["sources"].values()))
     with ShardTally(split.count) as tally, atomic_directory(directory) as staging, \
             line_progress([Path(merged)], "split") as bar:
         lines = counted_lines(laid_out(Path(merged), split), bar)

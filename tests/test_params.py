@@ -83,7 +83,7 @@ SPLIT_ERRORS: list[tuple[str, object, str]] = [
      "where it stops)"),
     ("shards as a list", split(1, [{"start": 0, "stop": 1}]),
      "split.shards must be a mapping of names to values, not a list"),
-    ("shards missing", {"count": 1}, "split.shards is missing or empty; it must be a mapping of names to values"),
+    ("shards empty", {"count": 1, "shards": None}, "split.shards is missing or empty; it must be a mapping of names to values"),
     ("overlap", split(2, shards((0, 5), (4, 8))),
      "split.shards: 'shard2' [4, 8) overlaps 'shard1' [0, 5) on records 4..4; start 'shard2' at 5 or later"),
     ("overlap inside", split(3, shards((0, 10), (2, 4), (10, 12))),
@@ -132,6 +132,17 @@ def test_valid_shardings_parse_in_number_order_whatever_the_key_order() -> None:
     assert [(s.key, s.name, s.start, s.stop) for s in parsed.shards] == [
         ("shard1", "1_of_3", 0, 3), ("shard2", "2_of_3", 3, 6), ("shard3", "3_of_3", 6, 9)]
     assert len(parsed.shards[1]) == 3
+
+
+def test_without_shards_the_count_cuts_the_merged_records_evenly() -> None:
+    even = SplitParams.parse({"count": 3})
+    assert [(s.key, s.name, s.start, s.stop) for s in even.for_records(10).shards] == [
+        ("shard1", "1_of_3", 0, 4), ("shard2", "2_of_3", 4, 7), ("shard3", "3_of_3", 7, 10)]
+    with pytest.raises(DatasetError) as caught:
+        even.for_records(2)
+    assert str(caught.value) == "split.count 3 is more than the 2 merged records; choose at most 2 shards"
+    explicit = SplitParams.parse(split(1, {"shard1": 5}))
+    assert explicit.for_records(5) is explicit
 
 
 def test_a_shard_given_as_its_stop_starts_where_the_shard_before_it_stops() -> None:

@@ -22,10 +22,9 @@ from src import records as records_module
 from src.errors import DatasetError
 from src.jsonl import join_record_line, shard_line
 from src.merge import DuplicateCounts, merge_lines
-from src.params import MergeParams, RawParams, SplitParams, parse_params_text
+from src.params import MergeParams, RawParams, SplitParams, even_ranges, parse_params_text
 from src.raw import raw_line
 from src.records import iter_source_file, iter_validated
-from src.reshard import even_ranges
 from src.schema import CATEGORIES
 from src.seen import SeenSet
 from src.shard_stats import ShardTally

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from src.errors import DatasetError, run_cli
-from src.params import load_params
-from src.reshard import even_ranges, main
+from src.params import even_ranges, load_params
+from src.reshard import main
 from tests.conftest import PROJECT_ROOT
 
 PROJECT_PARAMS = PROJECT_ROOT / "params.yaml"
@@ -103,3 +103,15 @@ def test_reshard_mistakes_are_one_error_line_and_leave_params_alone(tmp_path: Pa
     assert (captured.out, captured.err) == ("", f"error: {message}\n")
     assert (work / "params.yaml").read_text(encoding="utf-8") == PROJECT_PARAMS.read_text(encoding="utf-8")
     assert sorted(p.name for p in work.iterdir()) == ["data", "dvc.yaml", "params.yaml"]
+
+
+def test_reshard_even_leaves_the_ranges_to_the_split_and_back(tmp_path: Path, capsys) -> None:
+    work = merged_repo(tmp_path, 16000)
+    assert reshard(work, "1024", "--even") == 0
+    assert capsys.readouterr().out == (f"{work / 'params.yaml'}: split.count = 1024, even shards of the merged "
+                                       "records, shards 1_of_1024 .. 1024_of_1024\n")
+    split = load_params(work / "params.yaml").split
+    assert (split.count, split.even, split.shards) == (1024, True, ())
+    assert "shards:" not in (work / "params.yaml").read_text(encoding="utf-8").split("\nsplit:")[1]
+    assert reshard(work, "4") == 0  # explicit ranges again: the committed file, byte for byte
+    assert (work / "params.yaml").read_text(encoding="utf-8") == PROJECT_PARAMS.read_text(encoding="utf-8")

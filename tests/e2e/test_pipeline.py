@@ -139,6 +139,22 @@ def reference_shards(records: list[dict], count: int) -> list[bytes]:
     return shards
 
 
+def test_even_shards_without_ranges_in_params_and_another_count_by_one_value(repo: Repo) -> None:
+    repo.dvc("repro")
+    output = repo.sh(readme_command("python3 -m src.reshard 1024 --even && dvc repro")).stdout
+    assert ran_stages(output) == ["params", "split"]
+    assert "shards:" not in (repo.path / "params.yaml").read_text().split("\nsplit:")[1]
+    assert shard_files(repo) == shard_file_names(1024)
+    sizes = [repo.shard(f"{k}_of_1024").read_bytes().count(b"\n") for k in range(1, 1025)]
+    assert sizes == [16] * 640 + [15] * 384  # 16,000 = 1,024 x 15 + 640: the first 640 take one more
+    shards = b"".join(repo.shard(f"{k}_of_1024").read_bytes() for k in range(1, 1025))
+    assert shards == b"".join(projection_lines(merged_records(repo)))
+
+    repo.sh(readme_command("dvc exp run -S split.count=8"))
+    assert shard_files(repo) == shard_file_names(8)
+    assert json.loads(repo.read_bytes("metrics/split.json"))["records_min"] == 2000
+
+
 def test_the_real_dataset_alone_resharded_to_four_gives_the_reference_shards(repo: Repo, real_data: Path) -> None:
     use_sources(repo, real_data, {"dolly_ja": {"path": "../shared/data/databricks-dolly-15k-ja.json"}})
     repo.sh(readme_command("dvc repro merge"))
