@@ -134,9 +134,10 @@ def _write_error(path: Path, error: BaseException) -> DatasetError:
 
 
 def write_json(path: Path, obj: object) -> None:
-    """Write a small JSON document (metrics, manifests) atomically, with stable formatting."""
+    """Write a JSON document (metrics, tables, manifests) atomically, indented by two spaces: the bytes of
+    json.dumps(indent=2, ensure_ascii=False), from orjson, whose indenting encoder is many times faster."""
     with atomic_file(path) as stream:
-        stream.write((json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+        stream.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
 
 
 @contextmanager

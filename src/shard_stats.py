@@ -95,9 +95,10 @@ class ShardTally:
                             "chars": length_label(bin_number), "records": int(stats.lengths[number, bin_number])}
                            for bin_number in range(len(LENGTH_BINS)))
         return {"shards": shards, "categories": categories, "lengths": lengths}
-    def headline(self, files: Sequence[ShardFile]) -> dict[str, int | float]:
-        """The metrics `dvc exp show` and `dvc metrics diff` compare across shardings of any count."""
-        deviations = [abs(row["deviation"]) for row in self.tables(files)["categories"]]
+    def headline(self, files: Sequence[ShardFile], categories: Sequence[dict]) -> dict[str, int | float]:
+        """The metrics `dvc exp show` and `dvc metrics diff` compare across shardings of any count; ``categories``
+        is the categories table of tables()."""
+        deviations = [abs(row["deviation"]) for row in categories]
         return {
             "shards": len(files),
             "records_min": min(shard.records for shard in files),

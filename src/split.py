@@ -142,7 +142,7 @@ def main(argv: Sequence[str]) -> None:
         lines = counted_lines(laid_out(Path(merged), split), bar)
         written = write_shards(lines, split, staging, file_name, tally)
         tables = tally.tables(written)
-        headline = {**tally.headline(written), "strategy": split.strategy, "seed": split.seed}
+        headline = {**tally.headline(written, tables["categories"]), "strategy": split.strategy, "seed": split.seed}
         card = render_card(params.card, split, provenance, tables["shards"], tables["categories"], file_name,
                            SHARD_PLACEHOLDER)
         (staging / Path(card_path).name).write_text(card, encoding="utf-8")
