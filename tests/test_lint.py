@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import PROJECT_ROOT
+from tests.project import PROJECT_ROOT
 
 
 def run(*command: str) -> subprocess.CompletedProcess:

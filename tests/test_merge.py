@@ -10,7 +10,7 @@ from src.jsonl import shard_line
 from src.merge import DuplicateCounts, main, merge_lines
 from src.raw import raw_line
 from src.schema import RAW_MANIFEST
-from tests.conftest import PROJECT_ROOT
+from tests.project import PROJECT_ROOT
 
 PROJECT_PARAMS = PROJECT_ROOT / "params.yaml"
 

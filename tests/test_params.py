@@ -10,7 +10,7 @@ import yaml
 
 from src.errors import DatasetError
 from src.params import Params, SourceSpec, SplitParams, load_params, parse_params_text, read_params_file
-from tests.conftest import PROJECT_ROOT
+from tests.project import PROJECT_ROOT
 
 
 def shards(*ranges: tuple[int, int]) -> dict:

@@ -17,7 +17,7 @@ from dvc_render import VegaRenderer, render_html
 
 from src.errors import run_cli
 from src.plots_page import VEGA_LITE_VERSION, build_page, main
-from tests.conftest import PROJECT_ROOT
+from tests.project import PROJECT_ROOT
 
 TEMPLATES = PROJECT_ROOT / ".dvc" / "plots"
 CATEGORIES = ("open_qa", "general_qa", "classification", "closed_qa", "brainstorming", "information_extraction",

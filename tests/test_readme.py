@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import PROJECT_ROOT, readme_commands
+from tests.project import PROJECT_ROOT, readme_commands
 
 TEST_COMMAND = "python3 -m pip install -r requirements-dev.txt && python3 -m pytest"
 

@@ -9,7 +9,7 @@ import yaml
 from src.errors import DatasetError, run_cli
 from src.params import even_ranges, load_params
 from src.reshard import main
-from tests.conftest import PROJECT_ROOT
+from tests.project import PROJECT_ROOT
 
 PROJECT_PARAMS = PROJECT_ROOT / "params.yaml"
 

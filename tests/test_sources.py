@@ -15,7 +15,7 @@ from src.errors import DatasetError
 from src.params import PathSource, SourceSpec, UrlSource
 from src.sample import sample_records
 from src.sources import check_declared, download, source_records
-from tests.conftest import REAL_DATA_MD5, REAL_DATA_RECORDS, REAL_DATA_SHA256
+from tests.project import REAL_DATA_MD5, REAL_DATA_RECORDS, REAL_DATA_SHA256
 
 
 class FileServer:

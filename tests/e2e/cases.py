@@ -20,8 +20,8 @@ from pathlib import Path
 import yaml
 
 from src.sample import sample_records
-from tests.conftest import PROJECT_ROOT
-from tests.e2e.conftest import base_environment
+from tests.e2e.repo import base_environment
+from tests.project import PROJECT_ROOT
 from tests.test_params import BAD_SHARD_NAMES, DOCUMENT_ERRORS, SOURCE_ERRORS, SPLIT_ERRORS
 from tests.test_records import FILE_ERRORS, GOOD, KINDS, LONE_SURROGATE, RECORD_ERRORS, record, where
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.conftest import Repo, edit_params
+from tests.e2e.repo import Repo, edit_params
 from tests.e2e.test_pipeline import use_sources
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.e2e.cases import PARAMS_CASE, SOURCE_CASE, fresh_home, make_small, outputs, source_path, stage_outs, tree
-from tests.e2e.conftest import Repo, cache_objects, lock_outs, make_repo, object_key, ran_stages
+from tests.e2e.repo import Repo, cache_objects, lock_outs, make_repo, object_key, ran_stages
 from tests.test_records import REPAIRS
 
 pytestmark = pytest.mark.e2e

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, readme_command
-from tests.e2e.conftest import Repo, ran_stages
+from tests.e2e.repo import Repo, ran_stages
+from tests.project import PROJECT_ROOT, readme_command
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from src.sample import sample_records
-from tests.conftest import PROJECT_ROOT
+from tests.project import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
 from tests.e2e.cases import (
     dump_yaml,
     fresh_home,
@@ -31,7 +30,8 @@ from tests.e2e.cases import (
     temporaries,
     tree,
 )
-from tests.e2e.conftest import Repo, make_repo
+from tests.e2e.repo import Repo, make_repo
+from tests.project import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.project import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from src.sample import sample_records
-from tests.conftest import readme_command
-from tests.e2e.conftest import SHARD_TEMPLATE, Repo, dir_listing, edit_params, lock_outs, ran_stages
+from tests.e2e.repo import SHARD_TEMPLATE, Repo, dir_listing, edit_params, lock_outs, ran_stages
+from tests.project import readme_command
 
 pytestmark = pytest.mark.e2e
 

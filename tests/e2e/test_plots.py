@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from dvc_render import VegaRenderer, render_html
 
-from tests.conftest import readme_command
 from tests.e2e.browser import chromium_binary, count_marks, plot_ids, render_offline, screenshot_directory
-from tests.e2e.conftest import Repo, lock_outs
+from tests.e2e.repo import Repo, lock_outs
+from tests.project import readme_command
 
 pytestmark = pytest.mark.e2e
 

@@ -11,13 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import readme_command, readme_python
-from tests.e2e.conftest import (
-    S3_BUCKET,
+from tests.e2e.repo import (
     SHARD_TEMPLATE,
     Repo,
-    S3Server,
-    add_team_remote,
     base_environment,
     cache_objects,
     cached_outs,
@@ -30,6 +26,8 @@ from tests.e2e.conftest import (
     ran_stages,
     tracked_key_material,
 )
+from tests.e2e.s3 import S3_BUCKET, S3Server, add_team_remote
+from tests.project import readme_command, readme_python
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Repo, cache_objects, edit_params
+from tests.e2e.repo import Repo, cache_objects, edit_params
 
 pytestmark = pytest.mark.e2e
 

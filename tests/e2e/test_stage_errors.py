@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from src.schema import CATEGORIES
-from tests.conftest import PROJECT_ROOT
 from tests.e2e.cases import (
     PARAMS_CASE,
     PARAMS_CASES,
@@ -30,7 +29,8 @@ from tests.e2e.cases import (
     stage_command,
     tree,
 )
-from tests.e2e.conftest import SHARD_TEMPLATE
+from tests.e2e.repo import SHARD_TEMPLATE
+from tests.project import PROJECT_ROOT
 from tests.test_records import GOOD, KINDS, REPAIRS, record
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Repo, base_environment, make_repo, ran_stages
+from tests.e2e.repo import Repo, base_environment, make_repo, ran_stages
 from tests.e2e.test_pipeline import projection_lines, use_sources
 
 pytestmark = pytest.mark.e2e
