@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import os
 import shutil
 import tempfile
@@ -29,11 +28,6 @@ SHARD_FIELDS = ("instruction", "input", "output")
 # A JSON string never holds an unescaped '"', so the first occurrence of these bytes is the structural one.
 _SHARD_FIELDS_START = b', "instruction": '
 _OUTPUT_START = b'", "output": "'
-
-
-def dumps_line(obj: Mapping[str, object]) -> bytes:
-    """One JSON Lines line: json.dumps with default separators, ensure_ascii=False, then \\n."""
-    return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def shard_line(record: Mapping[str, str]) -> bytes:

@@ -6,6 +6,7 @@ for merge.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from .jsonl import SHARD_FIELDS, atomic_directory, join_record_line, shard_line,
 from .params import PathSource, SampleSource, SourceSpec, UrlSource, load_params
 from .progress import UPDATE_EVERY_LINES, record_progress
 from .schema import RAW_MANIFEST
-from .sources import check_declared, file_digest, source_records
+from .sources import check_declared, source_records
 
 
 def raw_line(record: dict) -> bytes:
@@ -27,12 +28,12 @@ def raw_line(record: dict) -> bytes:
     return join_record_line(head, shard_line(record))
 
 
-def provenance(spec: SourceSpec, downloads: Path) -> dict[str, object]:
-    """Where a source's records came from, for the dataset card: the file and its sha256, the pinned url, or the
-    sample's size and seed."""
+def provenance(spec: SourceSpec, sha256: str) -> dict[str, object]:
+    """Where a source's records came from, for the dataset card: the file and its sha256 (computed as the file was
+    read), the pinned url, or the sample's size and seed."""
     match spec.origin:
         case PathSource(path):
-            return {"path": path, "sha256": file_digest(Path(path), "sha256")}
+            return {"path": path, "sha256": sha256}
         case UrlSource(url, algorithm, digest):
             return {"url": url, algorithm: digest}
         case SampleSource(records, seed):
@@ -57,14 +58,15 @@ def main(argv: Sequence[str]) -> None:
     with atomic_directory(Path(out_dir)) as staging:
         for spec in specs:
             count = 0
+            digest = hashlib.sha256()
             with (staging / f"{spec.name}.jsonl").open("wb") as stream, \
                     record_progress(f"raw {spec.name}") as bar:
-                for count, record in enumerate(source_records(spec, Path(downloads)), 1):
+                for count, record in enumerate(source_records(spec, Path(downloads), digest), 1):
                     stream.write(raw_line(record))
                     if count % UPDATE_EVERY_LINES == 0:
                         bar.update(UPDATE_EVERY_LINES)
             manifest[spec.name] = {"kind": spec.kind, "records": count, "license": spec.license,
-                                   **provenance(spec, Path(downloads))}
+                                   **provenance(spec, digest.hexdigest())}
         write_json(staging / RAW_MANIFEST, {"sources": manifest})
 
 

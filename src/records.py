@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 import orjson
 
@@ -70,10 +70,39 @@ def validate_record(obj: object, where: str, renames: Mapping[str, str] | None =
     return record
 
 
+class ByteStream(Protocol):
+    """What the readers need of a source: chunks, and lines split on \\n."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+
+class Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+class _Digesting:
+    """A source stream that feeds every byte it hands out to ``digest`` (the file's checksum, in one read)."""
+
+    def __init__(self, stream: ByteStream, digest: Digest) -> None:
+        self._stream, self._digest = stream, digest
+
+    def read(self, size: int, /) -> bytes:
+        data = self._stream.read(size)
+        self._digest.update(data)
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._stream:
+            self._digest.update(line)
+            yield line
+
+
 class _Utf8Text:
     """Decode a byte stream chunk by chunk (strict UTF-8), strip a leading BOM, count lines."""
 
-    def __init__(self, stream: BinaryIO, name: str) -> None:
+    def __init__(self, stream: ByteStream, name: str) -> None:
         self._stream = stream
         self._name = name
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
@@ -108,7 +137,7 @@ def _json_problem(error: json.JSONDecodeError, at_end: bool) -> tuple[str, str]:
     return "malformed", reason.lower()
 
 
-def _iter_json_array(stream: BinaryIO, name: str) -> Iterator[tuple[str, object]]:
+def _iter_json_array(stream: ByteStream, name: str) -> Iterator[tuple[str, object]]:
     """Stream the elements of a top-level JSON array, each with a 'file:line record N' location."""
     text = _Utf8Text(stream, name)
     decoder = json.JSONDecoder()
@@ -194,7 +223,7 @@ def _iter_json_array(stream: BinaryIO, name: str) -> Iterator[tuple[str, object]
         raise DatasetError(f"{name}:{line_at(position)}: unexpected data after the JSON array; remove it")
 
 
-def _iter_json_lines(stream: BinaryIO, name: str) -> Iterator[tuple[str, object]]:
+def _iter_json_lines(stream: ByteStream, name: str) -> Iterator[tuple[str, object]]:
     """Stream JSON Lines: one object per line; CRLF and a BOM are repaired, blank lines inside refused."""
     blank_line = 0
     for line_number, raw in enumerate(stream, 1):
@@ -235,10 +264,11 @@ def _iter_json_lines(stream: BinaryIO, name: str) -> Iterator[tuple[str, object]
         yield f"{name}:{line_number}", value
 
 
-def iter_source_file(path: Path, name: str | None = None) -> Iterator[tuple[str, object]]:
+def iter_source_file(path: Path, name: str | None = None, digest: Digest | None = None) -> Iterator[tuple[str, object]]:
     """Stream (location, value) from a JSON array or JSON Lines file, chosen by content.
 
-    ``name`` is how errors refer to the file (default: its path).
+    ``name`` is how errors refer to the file (default: its path); ``digest``, when given, is fed the file's bytes
+    as they are read.
     """
     name = name or str(path)
     try:
@@ -267,7 +297,7 @@ def iter_source_file(path: Path, name: str | None = None) -> Iterator[tuple[str,
             raise DatasetError(
                 f"{name}: expected a JSON array of records or JSON Lines objects, but the file starts with {shown!r}"
             )
-        yield from reader(stream, name)
+        yield from reader(stream if digest is None else _Digesting(stream, digest), name)
 
 
 def iter_validated(values: Iterator[tuple[str, object]], source: str, renames: Mapping[str, str] | None = None,

@@ -6,13 +6,19 @@ import sqlite3
 from typing import Self
 
 
+def scratch_database() -> sqlite3.Connection:
+    """A private temporary on-disk SQLite database (SQLite deletes it when it is closed), with a bounded page
+    cache: where the stages keep per-record tables at flat memory."""
+    database = sqlite3.connect("")
+    database.execute("PRAGMA cache_size = -8192")
+    return database
+
+
 class SeenSet:
     """A set of digests kept in a temporary on-disk SQLite table, so memory stays flat."""
 
     def __init__(self) -> None:
-        # "" opens a private temporary database that SQLite deletes when it is closed.
-        self._db = sqlite3.connect("")
-        self._db.execute("PRAGMA cache_size = -8192")
+        self._db = scratch_database()
         self._db.execute("CREATE TABLE seen (digest BLOB PRIMARY KEY) WITHOUT ROWID")
 
     def add(self, *parts: str) -> bool:

@@ -9,7 +9,6 @@ A record is its shard line; records that occur several times are matched count f
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,8 @@ from scmrepo.exceptions import RevError
 from scmrepo.git import Git
 
 from .errors import ArgumentParser, DatasetError, run_cli
-from .split import SHARD_PLACEHOLDER
+from .seen import scratch_database
+from .split import SHARD_PLACEHOLDER, shard_path_parts
 
 WORKSPACE = "workspace"
 BATCH = 10_000
@@ -55,7 +55,8 @@ class Side:
 
     def __init__(self, repo: Path, revision: str | None, pattern: str) -> None:
         self.label = revision or WORKSPACE
-        self.directory, name = pattern.rsplit("/", 1)
+        directory, name = shard_path_parts(pattern)
+        self.directory = directory.as_posix()
         self.prefix, self.suffix = name.split(SHARD_PLACEHOLDER)
         self._repo = repo
         self._fs = None
@@ -135,7 +136,7 @@ def compare(old: Side, new: Side, examples: int = 3) -> ShardingDiff:
     sides = [(old, old.shards()), (new, new.shards())]
     names = [list(shards) for _, shards in sides]
     diff = ShardingDiff(old.label, new.label)
-    database = sqlite3.connect("")
+    database = scratch_database()
     database.execute("CREATE TABLE record (line BLOB, side INTEGER, shard INTEGER)")
     for label, (side, shards) in enumerate(sides):
         batch: list[tuple[bytes, int, int]] = []

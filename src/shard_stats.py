@@ -7,15 +7,13 @@ many records and shards there are.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Self
 
 from .schema import CATEGORIES
-from .stats import LENGTH_BINS, RecordStats, length_label
-
-CHUNK_RECORDS = 10_000
+from .seen import scratch_database
+from .stats import CHUNK_RECORDS, LENGTH_BINS, RecordStats, length_label
 
 
 @dataclass(frozen=True)
@@ -36,9 +34,7 @@ class ShardTally:
     def __init__(self, shard_count: int) -> None:
         self.stats = RecordStats(shard_count)
         self._pending_prompts: list[tuple[bytes, int]] = []
-        # "" opens a private temporary database that SQLite deletes when it is closed.
-        self._prompts = sqlite3.connect("")
-        self._prompts.execute("PRAGMA cache_size = -8192")
+        self._prompts = scratch_database()
         self._prompts.execute("CREATE TABLE prompt (digest BLOB, shard INTEGER)")
 
     def add(self, shard: int, category: str, chars: Sequence[int], prompt: bytes) -> None:

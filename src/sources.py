@@ -13,7 +13,7 @@ from typing import IO
 from .errors import DatasetError
 from .jsonl import atomic_file
 from .params import PathSource, SampleSource, SourceSpec, UrlSource
-from .records import CHUNK_BYTES, iter_source_file, iter_validated
+from .records import CHUNK_BYTES, Digest, iter_source_file, iter_validated
 from .sample import sample_records
 
 DOWNLOAD_TIMEOUT_SECONDS = 60
@@ -79,15 +79,15 @@ def _read(where: str, url: str, response: IO[bytes]) -> bytes:
         raise _network_error(where, url, error) from None
 
 
-def source_records(spec: SourceSpec, downloads: Path) -> Iterator[dict]:
-    """Validated canonical records of one source, streamed."""
+def source_records(spec: SourceSpec, downloads: Path, digest: Digest | None = None) -> Iterator[dict]:
+    """Validated canonical records of one source, streamed; a path source's bytes also feed ``digest``."""
     values: Iterator[tuple[str, object]]
     match spec.origin:
         case SampleSource(records, seed):
             values = ((f"sample '{spec.name}' record {n}", record)
                       for n, record in enumerate(sample_records(records, seed), 1))
         case PathSource(path):
-            values = iter_source_file(Path(path))
+            values = iter_source_file(Path(path), digest=digest)
         case UrlSource() as source:
             values = iter_source_file(download(spec.name, source, downloads), name=source.url)
     return iter_validated(values, spec.name, spec.fields, spec.number_records)
