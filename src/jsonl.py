@@ -56,6 +56,11 @@ def prompt_bytes(shard: bytes) -> bytes:
     return shard[:shard.index(_OUTPUT_START)]
 
 
+def prompt_fields(prompt: bytes) -> dict[str, str]:
+    """The instruction and input of prompt_bytes()."""
+    return orjson.loads(prompt + b'"}')
+
+
 def iter_lines(path: Path) -> Iterator[bytes]:
     """Lines of a file we wrote ourselves, split on \\n only (never on U+2028 and friends)."""
     with path.open("rb") as stream:

@@ -5,23 +5,27 @@ PROVENANCE_OUT records the sources (where each came from, its license, records r
 params, for the dataset card the split writes.
 Every record gets a new contiguous index ("0", "1", ...) and keeps its provenance (`source`, `source_index`).
 Exact duplicates (same instruction, input and output, i.e. the same shard line) are counted, and dropped only
-when merge.drop_duplicates is true. Raw and merged lines hold each record's shard line as it will be published
-(src/jsonl.py), so the merge compares and copies those bytes and never parses the text.
+when merge.drop_duplicates is true. With merge.drop_near_duplicates, a record whose instruction and input are a
+near-duplicate of an earlier kept record's (src/near_duplicates.py, params near_duplicates) is dropped and counted.
+Raw and merged lines hold each record's shard line as it will be published (src/jsonl.py), so the merge compares
+and copies those bytes and parses only the near-duplicate check's text.
 """
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DatasetError, expect_args, run_cli
-from .jsonl import atomic_file, iter_lines, join_record_line, prompt_bytes, split_record_line, write_json
-from .params import load_params
+from .jsonl import atomic_file, iter_lines, join_record_line, prompt_bytes, prompt_fields, split_record_line, write_json
+from .near_duplicates import NearDuplicateIndex, prompt_text, signatures
+from .params import NearDuplicateParams, load_params
 from .progress import counted_lines, line_progress
 from .schema import RAW_MANIFEST
 from .seen import SeenSet
-from .stats import RecordStats
+from .stats import CHUNK_RECORDS, RecordStats
 
 WRITE_CHUNK_LINES = 4096
 
@@ -31,12 +35,12 @@ class DuplicateCounts:
     exact: int = 0  # records whose instruction, input and output appeared before
     same_prompt: int = 0  # records whose instruction and input appeared before (includes exact)
     dropped: int = 0
+    near_dropped: int = 0  # records dropped as near-duplicates of an earlier kept record
 
 
-def merge_lines(sources: Iterable[tuple[str, Iterable[bytes]]], drop_duplicates: bool,
-                counts: DuplicateCounts) -> Iterator[tuple[dict, bytes]]:
-    """(head, shard line) of each merged record, renumbered; ``counts`` is filled in as they stream."""
-    number = 0
+def _unique(sources: Iterable[tuple[str, Iterable[bytes]]], drop_duplicates: bool,
+            counts: DuplicateCounts) -> Iterator[tuple[str, dict, bytes]]:
+    """(source, raw head, shard line) of each record, exact duplicates counted and, if asked, dropped."""
     with SeenSet() as lines, SeenSet() as prompts:
         for source, raw_lines in sources:
             for line in raw_lines:
@@ -48,9 +52,35 @@ def merge_lines(sources: Iterable[tuple[str, Iterable[bytes]]], drop_duplicates:
                     if drop_duplicates:
                         counts.dropped += 1
                         continue
-                yield {"index": str(number), "category": raw_head["category"], "source": source,
-                       "source_index": raw_head["index"], "chars": raw_head["chars"]}, shard
-                number += 1
+                yield source, raw_head, shard
+
+
+def _without_near_duplicates(records: Iterator[tuple[str, dict, bytes]], params: NearDuplicateParams,
+                             counts: DuplicateCounts) -> Iterator[tuple[str, dict, bytes]]:
+    """``records`` less each near-duplicate of an earlier kept one; signed a chunk at a time."""
+    kept = 0
+    with NearDuplicateIndex(params) as index:
+        while chunk := list(itertools.islice(records, CHUNK_RECORDS)):
+            rows = signatures([prompt_text(prompt_fields(prompt_bytes(shard))) for _, _, shard in chunk], params)
+            for record, row in zip(chunk, rows, strict=True):
+                if index.similar_to(row) is not None:
+                    counts.near_dropped += 1
+                    continue
+                index.add([kept], row.reshape(1, -1))
+                kept += 1
+                yield record
+
+
+def merge_lines(sources: Iterable[tuple[str, Iterable[bytes]]], drop_duplicates: bool, counts: DuplicateCounts,
+                near_duplicates: NearDuplicateParams | None = None) -> Iterator[tuple[dict, bytes]]:
+    """(head, shard line) of each merged record, renumbered; ``counts`` is filled in as they stream. With
+    ``near_duplicates``, near-duplicates of earlier kept records are dropped."""
+    records = _unique(sources, drop_duplicates, counts)
+    if near_duplicates is not None:
+        records = _without_near_duplicates(records, near_duplicates, counts)
+    for number, (source, raw_head, shard) in enumerate(records):
+        yield {"index": str(number), "category": raw_head["category"], "source": source,
+               "source_index": raw_head["index"], "chars": raw_head["chars"]}, shard
 
 
 def read_manifest(raw_dir: Path) -> dict:
@@ -64,7 +94,9 @@ def read_manifest(raw_dir: Path) -> dict:
 def main(argv: Sequence[str]) -> None:
     params_path, raw_dir, merged_out, provenance_out, metrics_out = expect_args(
         argv, ("PARAMS", "RAW_DIR", "MERGED_OUT", "PROVENANCE_OUT", "METRICS_OUT"), "src.merge")
-    params = load_params(Path(params_path)).merge
+    all_params = load_params(Path(params_path))
+    params = all_params.merge
+    near_duplicates = all_params.near_duplicates if params.drop_near_duplicates else None
     manifest = read_manifest(Path(raw_dir))
     raw_files = {name: Path(raw_dir) / f"{name}.jsonl" for name in manifest}
     for path in raw_files.values():
@@ -76,7 +108,7 @@ def main(argv: Sequence[str]) -> None:
     with atomic_file(Path(merged_out)) as stream, line_progress(raw_files.values(), "merge") as bar:
         sources = ((name, counted_lines(iter_lines(path), bar)) for name, path in raw_files.items())
         pending: list[bytes] = []
-        for head, shard in merge_lines(sources, params.drop_duplicates, counts):
+        for head, shard in merge_lines(sources, params.drop_duplicates, counts, near_duplicates):
             pending.append(join_record_line(head, shard))
             if len(pending) >= WRITE_CHUNK_LINES:
                 stream.write(b"".join(pending))
@@ -86,12 +118,13 @@ def main(argv: Sequence[str]) -> None:
         stream.write(b"".join(pending))
     write_json(Path(provenance_out), {
         "sources": {name: {**source, "kept": per_source[name]} for name, source in manifest.items()},
-        "merge": {"drop_duplicates": params.drop_duplicates},
+        "merge": {"drop_duplicates": params.drop_duplicates, "drop_near_duplicates": params.drop_near_duplicates},
     })
     write_json(Path(metrics_out), {
         **stats.summary(),
         "sources": per_source,
-        "duplicates": {"exact": counts.exact, "same_prompt": counts.same_prompt, "dropped": counts.dropped},
+        "duplicates": {"exact": counts.exact, "same_prompt": counts.same_prompt, "dropped": counts.dropped,
+                       "near_dropped": counts.near_dropped},
     })
 
 

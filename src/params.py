@@ -18,6 +18,9 @@ from .errors import DatasetError, expect_args, run_cli
 from .schema import FIELDS
 
 SECTIONS = ("raw", "merge", "split", "card")
+# Sections with defaults for every value (dvc.yaml still names them as stage params, so the project's params.yaml
+# writes them out).
+OPTIONAL_SECTIONS = ("near_duplicates", "contamination")
 LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")
 SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # Shard keys are shard1 ... shardN: names that `dvc exp run -S split.shards.shard2=7000` accepts (its override
@@ -68,6 +71,12 @@ def _license(value: object, where: str) -> str:
         raise DatasetError(f"{where} must be a license identifier as the Hugging Face Hub writes them (like "
                            f"'cc-by-sa-3.0' or 'apache-2.0'), not {text!r}")
     return text
+
+
+def _fraction(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise DatasetError(f"{where} must be a number above 0 and at most 1, not {value!r}")
+    return float(value)
 
 
 def _string(value: object, where: str) -> str:
@@ -179,11 +188,59 @@ class RawParams:
 @dataclass(frozen=True)
 class MergeParams:
     drop_duplicates: bool = False
+    drop_near_duplicates: bool = False
 
     @classmethod
     def parse(cls, value: object) -> MergeParams:
-        section = _mapping(value, "merge", ("drop_duplicates",))
-        return cls(_boolean(section.get("drop_duplicates", False), "merge.drop_duplicates"))
+        section = _mapping(value, "merge", ("drop_duplicates", "drop_near_duplicates"))
+        return cls(_boolean(section.get("drop_duplicates", False), "merge.drop_duplicates"),
+                   _boolean(section.get("drop_near_duplicates", False), "merge.drop_near_duplicates"))
+
+
+@dataclass(frozen=True)
+class NearDuplicateParams:
+    """MinHash over character n-grams of a record's instruction and input, banded for LSH (src/near_duplicates.py):
+    two records are near-duplicates when their estimated Jaccard similarity is at least ``threshold``."""
+
+    ngram: int = 5
+    permutations: int = 128
+    bands: int = 16
+    threshold: float = 0.8
+
+    @classmethod
+    def parse(cls, value: object) -> NearDuplicateParams:
+        section = _mapping(value, "near_duplicates", ("ngram", "permutations", "bands", "threshold"))
+        params = cls(_integer(section.get("ngram", cls.ngram), "near_duplicates.ngram", 1),
+                     _integer(section.get("permutations", cls.permutations), "near_duplicates.permutations", 1),
+                     _integer(section.get("bands", cls.bands), "near_duplicates.bands", 1),
+                     _fraction(section.get("threshold", cls.threshold), "near_duplicates.threshold"))
+        if params.permutations % params.bands:
+            raise DatasetError(f"near_duplicates.bands ({params.bands}) must divide near_duplicates.permutations "
+                               f"({params.permutations}); each band takes permutations / bands of them")
+        return params
+
+    @property
+    def rows(self) -> int:
+        """Signature values per band."""
+        return self.permutations // self.bands
+
+
+@dataclass(frozen=True)
+class ContaminationParams:
+    """Evaluation files (name: path) whose text the shards are checked against, by shared character n-grams."""
+
+    ngram: int = 13
+    eval_files: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, value: object) -> ContaminationParams:
+        section = _mapping(value, "contamination", ("ngram", "eval"))
+        files = _mapping(section.get("eval", {}), "contamination.eval")
+        for name, path in files.items():
+            if not SOURCE_NAME.fullmatch(name):
+                raise DatasetError(f"contamination.eval: name {name!r} must be letters, digits, '_' or '-'")
+            _string(path, f"contamination.eval.{name}")
+        return cls(_integer(section.get("ngram", cls.ngram), "contamination.ngram", 1), tuple(files.items()))
 
 
 @dataclass(frozen=True)
@@ -353,7 +410,9 @@ class CardParams:
 class Params:
     raw: RawParams
     merge: MergeParams
+    near_duplicates: NearDuplicateParams
     split: SplitParams
+    contamination: ContaminationParams
     card: CardParams
 
 
@@ -379,9 +438,10 @@ def parse_params_text(text: str, path: Path) -> dict:
     except (ValueError, RecursionError) as error:  # a value YAML cannot construct, e.g. the date 2024-13-01
         raise DatasetError(f"{path}: not valid YAML ({error}); quote a value that is meant as text") from None
     document = _mapping(document, str(path))
+    known = SECTIONS + OPTIONAL_SECTIONS
     for key in document:
-        if key not in SECTIONS and difflib.get_close_matches(key, SECTIONS, n=1, cutoff=0.6):
-            raise DatasetError(f"{path}: unknown top-level key {key!r}{_suggest(key, SECTIONS)}")
+        if key not in known and difflib.get_close_matches(key, known, n=1, cutoff=0.6):
+            raise DatasetError(f"{path}: unknown top-level key {key!r}{_suggest(key, known)}")
     for key in SECTIONS:
         if key not in document:
             raise DatasetError(f"{path}: section '{key}' is missing")
@@ -393,7 +453,9 @@ def load_params(path: Path) -> Params:
     return Params(
         raw=RawParams.parse(document["raw"]),
         merge=MergeParams.parse(document["merge"]),
+        near_duplicates=NearDuplicateParams.parse(document.get("near_duplicates", {})),
         split=SplitParams.parse(document["split"]),
+        contamination=ContaminationParams.parse(document.get("contamination", {})),
         card=CardParams.parse(document["card"]),
     )
 

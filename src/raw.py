@@ -10,14 +10,13 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
-from .errors import DatasetError, expect_args, run_cli
+from .errors import expect_args, run_cli
 from .jsonl import SHARD_FIELDS, atomic_directory, join_record_line, shard_line, write_json
 from .params import PathSource, SampleSource, SourceSpec, UrlSource, load_params
 from .progress import UPDATE_EVERY_LINES, record_progress
 from .schema import RAW_MANIFEST
-from .sources import check_declared, source_records
+from .sources import source_records
+from .stages import check_declared, stage_deps
 
 
 def raw_line(record: dict) -> bytes:
@@ -41,19 +40,12 @@ def provenance(spec: SourceSpec, sha256: str) -> dict[str, object]:
     raise AssertionError(f"unknown origin {spec.origin!r}")
 
 
-def raw_stage_deps(dvc_yaml: Path) -> list[str]:
-    try:
-        stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
-        return [str(dep) for dep in stages["raw"].get("deps", [])]
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
-        raise DatasetError(f"{dvc_yaml}: cannot read the raw stage's deps") from None
-
-
 def main(argv: Sequence[str]) -> None:
     params_path, dvc_yaml, downloads, out_dir = expect_args(argv, ("PARAMS", "DVC_YAML", "DOWNLOADS", "OUT_DIR"),
                                                             "src.raw")
     specs = load_params(Path(params_path)).raw.sources
-    check_declared(specs, raw_stage_deps(Path(dvc_yaml)))
+    check_declared("raw", {f"raw.sources.{spec.name}.path": spec.origin.path for spec in specs
+                           if isinstance(spec.origin, PathSource)}, stage_deps(Path(dvc_yaml), "raw"))
     manifest = {}
     with atomic_directory(Path(out_dir)) as staging:
         for spec in specs:

@@ -1,19 +1,27 @@
 """Statistics of a sharding: a few headline metrics that mean the same whatever the shard count, and per-shard
-detail tables (sizes, category shares, length histograms) that dvc.yaml draws as plots.
+detail tables (sizes, category shares, length histograms, leakage between shards, contamination) that dvc.yaml
+draws as plots; the last two, with their example and contaminated record indices, are the leakage and
+contamination certificate.
 
-Counts accumulate per shard in src/stats.py; prompts go to an on-disk SQLite table. Memory stays flat however
-many records and shards there are.
+Counts accumulate per shard in src/stats.py, prompts in src/leakage.py's on-disk tables, contaminated record
+indices in src/contamination.py. Memory stays flat however many records and shards there are.
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Self
 
+from .contamination import ContaminationTally, EvalSet
+from .jsonl import prompt_bytes
+from .leakage import LeakageTally, leakage_rows
+from .params import NearDuplicateParams
 from .schema import CATEGORIES
-from .seen import scratch_database
-from .stats import CHUNK_RECORDS, LENGTH_BINS, RecordStats, length_label
+from .stats import LENGTH_BINS, RecordStats, length_label
+
+# Records whose texts are hashed at a time (leakage, contamination): n-gram hashing holds about 24 bytes per
+# character of the chunk, so a chunk this size keeps the split's peak memory low and flat.
+TEXT_CHUNK_RECORDS = 2048
 
 
 @dataclass(frozen=True)
@@ -28,42 +36,53 @@ class ShardFile:
     md5: str
 
 
+@dataclass(frozen=True)
+class Summary:
+    """What the split reports: detail tables by name and the headline metrics."""
+
+    tables: dict[str, list[dict]]
+    headline: dict[str, int | float]
+
+
 class ShardTally:
-    """Per-shard statistics and prompts of the records as they are written."""
+    """Per-shard statistics, prompts and contamination of the records as they are written."""
 
-    def __init__(self, shard_count: int) -> None:
+    def __init__(self, shard_count: int, near_duplicates: NearDuplicateParams | None = None,
+                 eval_set: EvalSet | None = None) -> None:
         self.stats = RecordStats(shard_count)
-        self._pending_prompts: list[tuple[bytes, int]] = []
-        self._prompts = scratch_database()
-        self._prompts.execute("CREATE TABLE prompt (digest BLOB, shard INTEGER)")
+        self.leakage = LeakageTally(near_duplicates or NearDuplicateParams(), TEXT_CHUNK_RECORDS)
+        self.contamination = ContaminationTally(eval_set or EvalSet.none(), shard_count, TEXT_CHUNK_RECORDS)
 
-    def add(self, shard: int, category: str, chars: Sequence[int], prompt: bytes) -> None:
-        """Count one record of shard number ``shard`` (0-based); ``prompt`` identifies its instruction and input."""
-        self.stats.add(category, chars, shard)
-        self._pending_prompts.append((hashlib.blake2b(prompt, digest_size=16).digest(), shard))
-        if len(self._pending_prompts) >= CHUNK_RECORDS:
-            self._flush_prompts()
-
-    def _flush_prompts(self) -> None:
-        self._prompts.executemany("INSERT INTO prompt VALUES (?, ?)", self._pending_prompts)
-        self._pending_prompts = []
-
-    def cross_shard_duplicates(self) -> int:
-        """Records whose instruction and input already appear in an earlier shard."""
-        self._flush_prompts()
-        (count,) = self._prompts.execute(
-            "SELECT COUNT(*) FROM prompt JOIN (SELECT digest, MIN(shard) AS first FROM prompt GROUP BY digest) "
-            "USING (digest) WHERE shard > first").fetchone()
-        return int(count)
+    def add(self, shard: int, head: dict, shard_line: bytes) -> None:
+        """Count one record of shard number ``shard`` (0-based): its record line's ``head`` and its shard line."""
+        self.stats.add(head["category"], head["chars"], shard)
+        record = int(head["index"])
+        self.leakage.add(shard, record, prompt_bytes(shard_line))
+        self.contamination.add(shard, record, shard_line)
 
     def close(self) -> None:
-        self._prompts.close()
+        self.leakage.close()
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def summary(self, files: Sequence[ShardFile]) -> Summary:
+        tables = self.tables(files)
+        names = [shard.name for shard in files]
+        pairs = self.leakage.pairs()
+        tables["leakage"] = leakage_rows(pairs, names)
+        self.contamination.flush()
+        contaminated = self.contamination.records
+        tables["contamination"] = [{"shard": name, "records": shard.records, "contaminated": len(records),
+                                    "indices": records}
+                                   for name, shard, records in zip(names, files, contaminated, strict=True)]
+        headline = {**self.headline(files, tables["categories"]),
+                    "near_duplicate_pairs": sum(counts.near_duplicate_pairs for counts in pairs.values()),
+                    "contaminated_records": sum(len(records) for records in contaminated)}
+        return Summary(tables, headline)
 
     def tables(self, files: Sequence[ShardFile]) -> dict[str, list[dict]]:
         """The per-shard detail: "shards", "categories" and "lengths" rows, in shard order."""
@@ -91,6 +110,7 @@ class ShardTally:
                             "chars": length_label(bin_number), "records": int(stats.lengths[number, bin_number])}
                            for bin_number in range(len(LENGTH_BINS)))
         return {"shards": shards, "categories": categories, "lengths": lengths}
+
     def headline(self, files: Sequence[ShardFile], categories: Sequence[dict]) -> dict[str, int | float]:
         """The metrics `dvc exp show` and `dvc metrics diff` compare across shardings of any count; ``categories``
         is the categories table of tables()."""
@@ -102,5 +122,5 @@ class ShardTally:
             "bytes_min": min(shard.bytes for shard in files),
             "bytes_max": max(shard.bytes for shard in files),
             "category_deviation_max": round(max(deviations), 2),
-            "cross_shard_duplicates": self.cross_shard_duplicates(),
+            "cross_shard_duplicates": self.leakage.cross_shard_duplicates(),
         }

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -91,15 +90,3 @@ def source_records(spec: SourceSpec, downloads: Path, digest: Digest | None = No
         case UrlSource() as source:
             values = iter_source_file(download(spec.name, source, downloads), name=source.url)
     return iter_validated(values, spec.name, spec.fields, spec.number_records)
-
-
-def check_declared(specs: tuple[SourceSpec, ...], declared_deps: list[str]) -> None:
-    """Every path: source must be a dep of the raw stage, or `dvc repro` would miss its edits."""
-    declared = {os.path.normpath(dep) for dep in declared_deps}
-    for spec in specs:
-        if isinstance(spec.origin, PathSource) and os.path.normpath(spec.origin.path) not in declared:
-            path = spec.origin.path
-            raise DatasetError(
-                f"raw.sources.{spec.name}.path {path} is not a dep of the raw stage; add '- {path}' "
-                "to stages.raw.deps in dvc.yaml so that dvc repro notices when the file changes"
-            )

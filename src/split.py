@@ -1,11 +1,13 @@
 """Stage split (the "split-4"): cut the merged records into the shards of params.yaml.
 
-Usage: python3 -m src.split PARAMS MERGED PROVENANCE SHARD_PATH CARD METRICS SHARDS_TABLE CATEGORIES_TABLE
-                            LENGTHS_TABLE
+Usage: python3 -m src.split PARAMS DVC_YAML MERGED PROVENANCE SHARD_PATH CARD METRICS SHARDS_TABLE CATEGORIES_TABLE
+                            LENGTHS_TABLE LEAKAGE_TABLE CONTAMINATION_TABLE
 SHARD_PATH names every shard file, with {shard} standing for the shard's name (K_of_N); all shards go to its
 directory, which is replaced whole, so it holds exactly the shards params.yaml defines, and CARD, the dataset
 card (src/card.py), in the same directory. The ranges are checked
 against the merged record count before the directory is replaced: a refused sharding leaves nothing behind.
+LEAKAGE_TABLE and CONTAMINATION_TABLE are the leakage and contamination certificate (src/shard_stats.py); the
+evaluation files named in contamination.eval must be deps of the split stage in DVC_YAML.
 
 split.strategy orders the records before the ranges cut them (src/strategies.py). The default, contiguous, is
 one pass over the merged file whatever the shard count; stratified and shuffle first index the file (an offset
@@ -22,12 +24,14 @@ from typing import BinaryIO
 import numpy as np
 
 from .card import render_card
+from .contamination import load_eval_set
 from .errors import DatasetError, expect_args, run_cli
-from .jsonl import atomic_directory, iter_lines, prompt_bytes, split_record_line, write_json
+from .jsonl import atomic_directory, iter_lines, split_record_line, write_json
 from .params import SplitParams, load_params
 from .progress import counted_lines, line_progress
 from .schema import CATEGORIES, CATEGORY_CODES
 from .shard_stats import ShardFile, ShardTally
+from .stages import check_declared, stage_deps
 from .strategies import shuffled_order, stratified_order
 
 SHARD_PLACEHOLDER = "{shard}"
@@ -83,7 +87,7 @@ def write_shards(lines: Iterable[bytes], split: SplitParams, directory: Path, fi
                     continue
                 head, shard_line = split_record_line(line)
                 out.write(shard_line)
-                tally.add(number, head["category"], head["chars"], prompt_bytes(shard_line))
+                tally.add(number, head, shard_line)
                 if records == shard.stop:
                     break
             out.flush()
@@ -125,10 +129,13 @@ def laid_out(merged: Path, split: SplitParams) -> Iterator[bytes]:
 
 
 def main(argv: Sequence[str]) -> None:
-    (params_path, merged, provenance_path, shard_path, card_path, metrics_out, shards_table, categories_table,
-     lengths_table) = expect_args(argv, ("PARAMS", "MERGED", "PROVENANCE", "SHARD_PATH", "CARD", "METRICS",
-                                         "SHARDS_TABLE", "CATEGORIES_TABLE", "LENGTHS_TABLE"), "src.split")
+    (params_path, dvc_yaml, merged, provenance_path, shard_path, card_path, metrics_out, shards_table,
+     categories_table, lengths_table, leakage_table, contamination_table) = expect_args(
+        argv, ("PARAMS", "DVC_YAML", "MERGED", "PROVENANCE", "SHARD_PATH", "CARD", "METRICS", "SHARDS_TABLE",
+               "CATEGORIES_TABLE", "LENGTHS_TABLE", "LEAKAGE_TABLE", "CONTAMINATION_TABLE"), "src.split")
     params = load_params(Path(params_path))
+    check_declared("split", {f"contamination.eval.{name}": path for name, path in params.contamination.eval_files},
+                   stage_deps(Path(dvc_yaml), "split"))
     directory, file_name = shard_path_parts(shard_path)
     if Path(card_path).parent != directory:
         raise DatasetError(f"{card_path}: the dataset card goes in the shard directory {directory}")
@@ -137,20 +144,19 @@ def main(argv: Sequence[str]) -> None:
             raise DatasetError(f"{path}: missing; run the merge stage (dvc repro merge)")
     provenance = json.loads(Path(provenance_path).read_text(encoding="utf-8"))
     split = params.split.for_records(sum(source["kept"] for source in provenance["sources"].values()))
-    with ShardTally(split.count) as tally, atomic_directory(directory) as staging, \
+    eval_set = load_eval_set(params.contamination)
+    with ShardTally(split.count, params.near_duplicates, eval_set) as tally, atomic_directory(directory) as staging, \
             line_progress([Path(merged)], "split") as bar:
         lines = counted_lines(laid_out(Path(merged), split), bar)
         written = write_shards(lines, split, staging, file_name, tally)
-        tables = tally.tables(written)
-        headline = {**tally.headline(written, tables["categories"]), "strategy": split.strategy, "seed": split.seed}
-        card = render_card(params.card, split, provenance, tables["shards"], tables["categories"], file_name,
-                           SHARD_PLACEHOLDER)
+        summary = tally.summary(written)
+        card = render_card(params.card, split, provenance, summary.tables["shards"], summary.tables["categories"],
+                           file_name, SHARD_PLACEHOLDER)
         (staging / Path(card_path).name).write_text(card, encoding="utf-8")
-    write_json(Path(metrics_out), headline)
-    for path, rows in ((shards_table, tables["shards"]), (categories_table, tables["categories"]),
-                       (lengths_table, tables["lengths"])):
-        write_json(Path(path), rows)
-
+    write_json(Path(metrics_out), {**summary.headline, "strategy": split.strategy, "seed": split.seed})
+    for path, name in ((shards_table, "shards"), (categories_table, "categories"), (lengths_table, "lengths"),
+                       (leakage_table, "leakage"), (contamination_table, "contamination")):
+        write_json(Path(path), summary.tables[name])
 
 if __name__ == "__main__":
     raise SystemExit(run_cli(main))

@@ -59,18 +59,20 @@ def test_every_data_path_in_a_command_is_a_declared_dep_or_out() -> None:
 
 def test_the_split_is_one_stage_whatever_the_shard_count() -> None:
     split = stages()["split"]
-    assert "foreach" not in split and split["params"] == ["split", "card"]
+    assert "foreach" not in split and split["params"] == ["split", "near_duplicates", "contamination", "card"]
     assert split["outs"][0] == "data/shards"
     shard_path = next(arg for arg in split["cmd"].split() if arg.startswith("data/shards/"))
     assert shard_path == "data/shards/databricks-dolly-16k-line_ja-{shard}.jsonl"
 
 
 def test_metrics_and_plot_tables_are_kept_in_git_so_experiments_compare_without_a_pull() -> None:
-    # Stage metrics and plots (not plain outs): DVC's run cache keeps them although git does, so going back to a
-    # sharding tried before restores it without running the split.
+    # Stage metrics and plots (not plain outs, which would stop DVC from saving the stage to its run cache): DVC's
+    # run cache keeps them although git does, so going back to a sharding tried before restores it without running
+    # the split.
     entries = {next(iter(out)): out[next(iter(out))] for stage in stages().values() for key in ("metrics", "plots")
                for out in stage.get(key, []) if isinstance(out, dict)}
     assert set(entries) == {"metrics/merge.json", "metrics/split.json", "plots/shards.json", "plots/categories.json",
-                            "plots/lengths.json"}
+                            "plots/lengths.json", "plots/leakage.json", "plots/contamination.json"}
+    assert not [out for stage in stages().values() for out in stage.get("outs", []) if isinstance(out, dict)]
     assert all(options["cache"] is False for options in entries.values())
     assert "plots" not in yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))  # each table drawn once

@@ -8,6 +8,7 @@ import pytest
 
 from src.jsonl import shard_line
 from src.merge import DuplicateCounts, main, merge_lines
+from src.params import NearDuplicateParams
 from src.raw import raw_line
 from src.schema import RAW_MANIFEST
 from tests.project import PROJECT_ROOT
@@ -58,7 +59,7 @@ def test_merge_stage_writes_merged_lines_and_metrics(tmp_path: Path) -> None:
     # What the sources were and how many records of each the merge kept, for the dataset card.
     assert json.loads(provenance.read_text()) == {
         "sources": {"base": {**manifest["base"], "kept": 2}, "additions": {**manifest["additions"], "kept": 2}},
-        "merge": {"drop_duplicates": True}}
+        "merge": {"drop_duplicates": True, "drop_near_duplicates": False}}
 
     lines = merged.read_bytes().splitlines(keepends=True)
     # The head (provenance, category, characters of each text field), then exactly the shard line's fields.
@@ -68,5 +69,32 @@ def test_merge_stage_writes_merged_lines_and_metrics(tmp_path: Path) -> None:
     summary = json.loads(metrics.read_text())
     assert summary["records"] == 4
     assert summary["sources"] == {"base": 2, "additions": 2}
-    assert summary["duplicates"] == {"exact": 2, "same_prompt": 3, "dropped": 2}
+    assert summary["duplicates"] == {"exact": 2, "same_prompt": 3, "dropped": 2, "near_dropped": 0}
     assert summary["categories"]["open_qa"] == 4 and summary["with_input"] == 1
+
+
+# A passage of 300 distinct characters; one character changed leaves 291 of the 301 5-grams of the two shared
+# (Jaccard 0.97); the first half alone shares its 146 with the whole's 296 (Jaccard 0.49).
+PASSAGE = "".join(chr(0x4E00 + (n * 7919) % 20000) for n in range(300))
+NEAR = [record("0", "要約して", "x", input=PASSAGE), record("1", "要約して", "y", input=PASSAGE[:150] + "。" + PASSAGE[151:]),
+        record("2", "要約して", "z", input=PASSAGE[:150]), record("3", "要約して", "x", input=PASSAGE)]
+
+
+@pytest.mark.parametrize("drop_duplicates, kept, counts", [
+    # Record 1 is a near-duplicate of record 0; record 3 repeats record 0 exactly (a near-duplicate too).
+    (False, ["0", "2"], DuplicateCounts(exact=1, same_prompt=1, near_dropped=2)),
+    (True, ["0", "2"], DuplicateCounts(exact=1, same_prompt=1, dropped=1, near_dropped=1)),
+])
+def test_near_duplicates_of_earlier_kept_records_are_dropped_when_asked(drop_duplicates: bool, kept: list[str],
+                                                                        counts: DuplicateCounts) -> None:
+    found = DuplicateCounts()
+    merged = list(merge_lines([("s", map(raw_line, NEAR))], drop_duplicates, found, NearDuplicateParams()))
+    assert [head["source_index"] for head, _ in merged] == kept
+    assert [head["index"] for head, _ in merged] == ["0", "1"]
+    assert found == counts
+
+
+def test_without_the_near_duplicate_drop_near_duplicates_are_kept() -> None:
+    found = DuplicateCounts()
+    assert len(list(merge_lines([("s", map(raw_line, NEAR))], False, found))) == 4
+    assert found.near_dropped == 0

@@ -9,7 +9,17 @@ import pytest
 import yaml
 
 from src.errors import DatasetError
-from src.params import Params, SourceSpec, SplitParams, load_params, parse_params_text, read_params_file
+from src.params import (
+    ContaminationParams,
+    MergeParams,
+    NearDuplicateParams,
+    Params,
+    SourceSpec,
+    SplitParams,
+    load_params,
+    parse_params_text,
+    read_params_file,
+)
 from tests.project import PROJECT_ROOT
 
 
@@ -242,6 +252,50 @@ def test_the_project_params_are_valid() -> None:
     assert isinstance(params, Params)
     assert params.split.count == len(params.split.shards)
     params.split.check_records(params.split.shards[-1].stop)
+
+
+# --- near-duplicates and contamination ---
+
+CHECK_ERRORS = [
+    ("bands do not divide", NearDuplicateParams.parse, {"ngram": 5, "permutations": 128, "bands": 24, "threshold": 0.8},
+     "near_duplicates.bands (24) must divide near_duplicates.permutations (128); each band takes permutations / "
+     "bands of them"),
+    ("threshold above 1", NearDuplicateParams.parse, {"threshold": 1.5},
+     "near_duplicates.threshold must be a number above 0 and at most 1, not 1.5"),
+    ("threshold zero", NearDuplicateParams.parse, {"threshold": 0},
+     "near_duplicates.threshold must be a number above 0 and at most 1, not 0"),
+    ("threshold text", NearDuplicateParams.parse, {"threshold": "0.8"},
+     "near_duplicates.threshold must be a number above 0 and at most 1, not '0.8'"),
+    ("ngram zero", NearDuplicateParams.parse, {"ngram": 0}, "near_duplicates.ngram must be at least 1, not 0"),
+    ("typo", NearDuplicateParams.parse, {"treshold": 0.8},
+     "near_duplicates: unknown key 'treshold'; did you mean 'threshold'?"),
+    ("eval as a list", ContaminationParams.parse, {"eval": ["a.json"]},
+     "contamination.eval must be a mapping of names to values, not a list"),
+    ("eval name with a slash", ContaminationParams.parse, {"eval": {"a/b": "a.json"}},
+     "contamination.eval: name 'a/b' must be letters, digits, '_' or '-'"),
+    ("eval path empty", ContaminationParams.parse, {"eval": {"quiz": ""}},
+     "contamination.eval.quiz must be a non-empty string, not ''"),
+    ("merge drop text", MergeParams.parse, {"drop_near_duplicates": "yes"},
+     "merge.drop_near_duplicates must be true or false, not 'yes'"),
+]
+
+
+@pytest.mark.parametrize("parse, value, expected", [case[1:] for case in CHECK_ERRORS],
+                         ids=[case[0] for case in CHECK_ERRORS])
+def test_near_duplicate_and_contamination_params_are_checked(parse, value: dict, expected: str) -> None:
+    with pytest.raises(DatasetError) as error:
+        parse(value)
+    assert str(error.value) == expected
+
+
+def test_near_duplicate_and_contamination_sections_have_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(SECTIONS_OK)
+    params = load_params(path)
+    assert params.near_duplicates == NearDuplicateParams(5, 128, 16, 0.8) and params.near_duplicates.rows == 8
+    assert params.contamination == ContaminationParams(13, ())
+    path.write_text(SECTIONS_OK + "contamination: {ngram: 20, eval: {quiz: q.json}}\n")
+    assert load_params(path).contamination == ContaminationParams(20, (("quiz", "q.json"),))
 
 
 # --- sources ---

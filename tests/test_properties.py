@@ -90,8 +90,8 @@ def contiguous_ranges(data: st.DataObject, records: int) -> list[tuple[int, int]
 
 def write_shards(merged: list[dict], split: SplitParams) -> list[bytes]:
     """The shards the split stage writes from these merged records (merged lines as the merge stage writes them)."""
-    lines = iter([join_record_line({"category": r["category"], "chars": [len(r[k]) for k in ("instruction", "input",
-                                                                                           "output")]},
+    lines = iter([join_record_line({"index": r["index"], "category": r["category"],
+                                    "chars": [len(r[k]) for k in ("instruction", "input", "output")]},
                                    shard_line(r)) for r in merged])
     with tempfile.TemporaryDirectory() as directory, ShardTally(split.count) as tally:
         split_write_shards(lines, split, Path(directory), "x-{shard}.jsonl", tally)

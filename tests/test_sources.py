@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from src.errors import DatasetError
-from src.params import PathSource, SourceSpec, UrlSource
+from src.params import SourceSpec, UrlSource
 from src.sample import sample_records
-from src.sources import check_declared, download, source_records
+from src.sources import download, source_records
 from tests.project import REAL_DATA_MD5, REAL_DATA_RECORDS, REAL_DATA_SHA256
 
 
@@ -141,13 +141,3 @@ def test_a_corrupted_earlier_download_is_fetched_again(server: FileServer, serve
     path = download("dolly_ja", url_origin(spec), tmp_path)
     assert path.read_bytes() == (served / SMALL).read_bytes()
     assert len(server.requests) == 1
-
-
-def test_path_sources_must_be_declared_as_raw_stage_deps() -> None:
-    spec = SourceSpec("extra", PathSource("inputs/extra.jsonl"))
-    check_declared((spec,), ["src/raw.py", "./inputs/extra.jsonl"])
-    with pytest.raises(DatasetError) as error:
-        check_declared((spec,), ["src/raw.py"])
-    assert str(error.value) == (
-        "raw.sources.extra.path inputs/extra.jsonl is not a dep of the raw stage; add '- inputs/extra.jsonl' to "
-        "stages.raw.deps in dvc.yaml so that dvc repro notices when the file changes")

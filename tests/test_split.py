@@ -26,7 +26,7 @@ split:
     shard2: 7
     shard3: STOP
 """
-OUTPUTS = ("metrics.json", "shards.json", "categories.json", "lengths.json")
+OUTPUTS = ("metrics.json", "shards.json", "categories.json", "lengths.json", "leakage.json", "contamination.json")
 PROVENANCE = {"sources": {"s": {"kind": "sample", "records": 10, "license": "cc0-1.0", "sample_records": 10,
                                 "seed": 1, "kept": 10}},
               "merge": {"drop_duplicates": False}}
@@ -61,12 +61,14 @@ def work(tmp_path: Path) -> Path:
 
 
 def run_split(work: Path, stop: int = 10, allow_gaps: bool = False, shard_path: str = "shards/x-{shard}.jsonl",
-              strategy: str = "contiguous") -> int:
+              strategy: str = "contiguous", extra_params: str = "", deps: tuple[str, ...] = ()) -> int:
     (work / "params.yaml").write_text(PARAMS.replace("STOP", str(stop)).replace("ALLOW", str(allow_gaps).lower())
-                                      .replace("STRATEGY", strategy))
+                                      .replace("STRATEGY", strategy) + extra_params)
+    (work / "dvc.yaml").write_text(json.dumps({"stages": {"split": {"cmd": "x", "deps": ["merged.jsonl", *deps]}}}))
     card = Path(shard_path).parent / "README.md"
-    return run_cli(main, [str(work / "params.yaml"), str(work / "merged.jsonl"), str(work / "sources.json"),
-                          str(work / shard_path), str(work / card), *(str(work / name) for name in OUTPUTS)])
+    return run_cli(main, [str(work / "params.yaml"), str(work / "dvc.yaml"), str(work / "merged.jsonl"),
+                          str(work / "sources.json"), str(work / shard_path), str(work / card),
+                          *(str(work / name) for name in OUTPUTS)])
 
 
 def test_one_pass_writes_every_shard_in_the_published_format(work: Path) -> None:
@@ -107,7 +109,10 @@ def test_the_headline_metrics_compare_across_shard_counts(work: Path) -> None:
                        # open_qa: 1 of 3 records in shard 3 (33.33%) against 6 of 10 overall (60%).
                        "category_deviation_max": 26.67,
                        # Record 8 repeats the prompt of record 0 in a later shard; record 3 stays in shard 1.
-                       "cross_shard_duplicates": 1, "strategy": "contiguous", "seed": 7}
+                       "cross_shard_duplicates": 1,
+                       # Records 0 and 3 (shard 1) each pair with record 8 (shard 3); no other prompts are alike.
+                       "near_duplicate_pairs": 2,
+                       "contaminated_records": 0, "strategy": "contiguous", "seed": 7}
 
 
 @pytest.mark.parametrize("stop, message", [
@@ -120,7 +125,7 @@ def test_ranges_are_checked_against_the_merged_data_and_nothing_is_left(work: Pa
                                                                          message: str) -> None:
     assert run_split(work, stop) == 1
     assert capsys.readouterr().err == message + "\n"
-    assert sorted(p.name for p in work.iterdir()) == ["merged.jsonl", "params.yaml", "sources.json"]
+    assert sorted(p.name for p in work.iterdir()) == ["dvc.yaml", "merged.jsonl", "params.yaml", "sources.json"]
 
 
 def test_a_refused_sharding_keeps_the_previous_shards(work: Path, capsys) -> None:
@@ -172,3 +177,39 @@ def test_a_strategy_orders_the_records_before_the_ranges_cut_them(work: Path, st
     assert shards == [b"".join(reference_line(n) for n in order[a:b]) for a, b in ((0, 4), (4, 7), (7, 10))]
     metrics = json.loads((work / "metrics.json").read_text())
     assert (metrics["strategy"], metrics["seed"]) == (strategy, 7)
+
+
+EVAL = {"contamination": "contamination:\n  ngram: 13\n  eval: {quiz: quiz.jsonl}\n"}
+
+
+def write_quiz(work: Path) -> None:
+    # Planted: the output of record n is "答" * (60 n + 1), so every record but record 0 holds 13 答 in a row; the
+    # quiz's other text matches nothing.
+    items = [{"question": "答" * 13, "answer": "x"}, {"question": "ほかのどこにもない長い問題文です。"}]
+    (work / "quiz.jsonl").write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items))
+
+
+def test_the_certificate_tables_and_metrics_report_leakage_and_contamination(work: Path, monkeypatch) -> None:
+    monkeypatch.chdir(work)  # paths in params.yaml are relative to the project, where DVC runs the stage
+    write_quiz(work)
+    assert run_split(work, extra_params=EVAL["contamination"], deps=("quiz.jsonl",)) == 0
+    metrics = json.loads((work / "metrics.json").read_text())
+    assert (metrics["cross_shard_duplicates"], metrics["near_duplicate_pairs"], metrics["contaminated_records"]) == \
+        (1, 2, 9)
+    assert json.loads((work / "leakage.json").read_text()) == [
+        {"shard_a": "1_of_3", "shard_b": "3_of_3", "exact_pairs": 2, "near_duplicate_pairs": 2,
+         "examples": {"exact": [{"a": 0, "b": 8, "similarity": 1.0}], "near": []}}]
+    assert json.loads((work / "contamination.json").read_text()) == [
+        {"shard": "1_of_3", "records": 4, "contaminated": 3, "indices": [1, 2, 3]},
+        {"shard": "2_of_3", "records": 3, "contaminated": 3, "indices": [4, 5, 6]},
+        {"shard": "3_of_3", "records": 3, "contaminated": 3, "indices": [7, 8, 9]}]
+
+
+def test_an_eval_file_must_be_a_dep_of_the_split_stage(work: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(work)
+    write_quiz(work)
+    assert run_split(work, extra_params=EVAL["contamination"]) == 1
+    assert capsys.readouterr().err == (
+        "error: contamination.eval.quiz quiz.jsonl is not a dep of the split stage; add '- quiz.jsonl' to "
+        "stages.split.deps in dvc.yaml so that dvc repro notices when the file changes\n")
+    assert not (work / "shards").exists()

@@ -14,7 +14,7 @@ from tests.project import PROJECT_ROOT, readme_command
 pytestmark = pytest.mark.e2e
 
 HEADLINE = ["shards", "records_min", "records_max", "bytes_min", "bytes_max", "category_deviation_max",
-            "cross_shard_duplicates"]
+            "cross_shard_duplicates", "near_duplicate_pairs"]
 # What README.md shows for `dvc metrics diff HEAD eight-shards`, byte for byte.
 METRICS_DIFF_EIGHT = """\
 Path                Metric                  HEAD     eight-shards    Change
@@ -22,6 +22,7 @@ metrics/split.json  bytes_max               2928478  1470849         -1457629
 metrics/split.json  bytes_min               2894420  1424783         -1469637
 metrics/split.json  category_deviation_max  0.69     1.55            0.86
 metrics/split.json  cross_shard_duplicates  5958     6887            929
+metrics/split.json  near_duplicate_pairs    152777   178337          25560
 metrics/split.json  records_max             4000     2000            -2000
 metrics/split.json  records_min             4000     2000            -2000
 metrics/split.json  shards                  4        8               4

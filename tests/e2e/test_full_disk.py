@@ -82,9 +82,10 @@ def test_merge_on_a_full_disk(built: Path, full_disk: Path) -> None:
 
 
 def test_split_on_a_full_disk(built: Path, full_disk: Path) -> None:
-    result = run_stage(built, "src.split", "params.yaml", "merged.jsonl", "sources.json",
+    result = run_stage(built, "src.split", "params.yaml", str(PROJECT_ROOT / "dvc.yaml"), "merged.jsonl", "sources.json",
                        str(full_disk / "shards" / "x-{shard}.jsonl"), str(full_disk / "shards" / "README.md"),
-                       *(str(full_disk / name) for name in ("split.json", "s.json", "c.json", "l.json")))
+                       *(str(full_disk / name) for name in ("split.json", "s.json", "c.json", "l.json", "k.json",
+                                                            "t.json")))
     assert_refused_cleanly(result, full_disk / "shards", full_disk)
 
 

@@ -1,10 +1,12 @@
 """Peak resident memory of every stage is flat in the number of records, and within 128 MiB (issue 8).
 
 Each stage script runs alone in a fresh process, at N and at 4N records of the built-in sample; the peak is the
-process's own ru_maxrss, read by a small wrapper that starts it.
+process's own ru_maxrss, read by a small wrapper that starts it. The split checks contamination against an
+evaluation file (outputs of other sample records), so every table it keeps is exercised.
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from src.sample import sample_records
 from tests.project import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -30,9 +33,11 @@ def stage_commands(work: Path) -> dict[str, list[str]]:
                 str(work / "raw")],
         "merge": ["src.merge", str(work / "params.yaml"), str(work / "raw"), str(work / "merged.jsonl"),
                   str(work / "sources.json"), str(work / "merge.json")],
-        "split": ["src.split", str(work / "params.yaml"), str(work / "merged.jsonl"), str(work / "sources.json"),
-                  str(work / "shards" / "x-{shard}.jsonl"), str(work / "shards" / "README.md"), str(work / "split.json"),
-                  *(str(work / f"{table}.json") for table in ("shards", "categories", "lengths"))],
+        "split": ["src.split", str(work / "params.yaml"), str(work / "dvc.yaml"), str(work / "merged.jsonl"),
+                  str(work / "sources.json"), str(work / "shards" / "x-{shard}.jsonl"),
+                  str(work / "shards" / "README.md"), str(work / "split.json"),
+                  *(str(work / f"{table}.json") for table in ("shards", "categories", "lengths", "leakage",
+                                                              "contamination"))],
     }
 
 
@@ -41,7 +46,14 @@ def peaks(work: Path, records: int) -> dict[str, int]:
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text(encoding="utf-8"))
     params["raw"]["sources"] = {"sample": {"sample": {"records": records, "seed": 1}}}
     params["split"].update(count=4, shards={f"shard{k}": records * k // 4 for k in range(1, 5)})
+    evaluation = work / "eval.jsonl"
+    evaluation.write_text("".join(json.dumps({"answer": record["output"]}, ensure_ascii=False) + "\n"
+                                  for record in sample_records(200, 99)), encoding="utf-8")
+    params["contamination"] = {"ngram": 13, "eval": {"sample": str(evaluation)}}
     (work / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    pipeline = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text(encoding="utf-8"))
+    pipeline["stages"]["split"]["deps"].append(str(evaluation))
+    (work / "dvc.yaml").write_text(yaml.safe_dump(pipeline), encoding="utf-8")
     found = {}
     for stage, command in stage_commands(work).items():
         result = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, sys.executable, "-m", *command],

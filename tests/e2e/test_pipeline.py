@@ -191,7 +191,8 @@ def test_real_dataset_plus_additions_gives_16000_records_in_four_exact_shards(re
     assert merge_metrics["records"] == 16000
     assert merge_metrics["sources"] == {"dolly_ja": 15015, "additions": 985}
     assert merge_metrics["duplicates"] == {"exact": len(lines) - len(set(lines)),
-                                           "same_prompt": len(prompts) - len(set(prompts)), "dropped": 0}
+                                           "same_prompt": len(prompts) - len(set(prompts)), "dropped": 0,
+                                           "near_dropped": 0}
     assert repo.dvc("status").stdout.strip() == "Data and pipelines are up to date."
 
     extra = list(sample_records(986, 7))[-1]

@@ -1,9 +1,11 @@
 """Plots a person can look at, offline (issue 7, item 6), through the real dvc CLI and a real browser.
 
 What these tests need from the project (each is asserted, not assumed):
-- the split stage writes the git-tracked tables plots/shards.json, plots/categories.json and plots/lengths.json;
-- exactly three plots of them, in this order: records per shard (DVC's bar_horizontal), category share minus
-  whole (.dvc/plots/category_share.json) and record length (.dvc/plots/length_histogram.json). Either top-level
+- the split stage writes the git-tracked tables plots/shards.json, plots/categories.json, plots/lengths.json,
+  plots/leakage.json and plots/contamination.json;
+- exactly five plots of them, in this order: records per shard (DVC's bar_horizontal), category share minus
+  whole (.dvc/plots/category_share.json), record length (.dvc/plots/length_histogram.json), near-duplicate pairs
+  between shards (.dvc/plots/shard_pairs.json) and contaminated records per shard (bar_horizontal). Either top-level
   `plots` in dvc.yaml with the tables as the stage's `outs` (cache: false), or the tables as the stage's `plots`
   carrying title, template, x and y themselves; not both, or DVC draws each table twice;
 - the plots_page stage (python3 -m src.plots_page plots/page.html, git-ignored) and `.dvc/config`'s
@@ -28,9 +30,12 @@ from tests.project import readme_command
 pytestmark = pytest.mark.e2e
 
 PAGE_TEMPLATE = "plots/page.html"
-PLOT_TABLES = ("plots/shards.json", "plots/categories.json", "plots/lengths.json")
+PLOT_TABLES = ("plots/shards.json", "plots/categories.json", "plots/lengths.json", "plots/leakage.json",
+               "plots/contamination.json")
 # The plots' titles, in dvc.yaml's order.
-TITLES = ("records per shard", "category share minus whole (percentage points)", "record length (characters)")
+TITLES = ("records per shard", "category share minus whole (percentage points)", "record length (characters)",
+          "near-duplicate record pairs between shards (exact included)",
+          "records sharing text with the evaluation files")
 CATEGORY_COUNT = 8
 LENGTH_BINS = 9
 # A URL a page would fetch: src= or href= with an http(s) or protocol-relative address.
@@ -51,7 +56,8 @@ def chromium() -> str:
 
 def rendered_plots(repo: Repo, command: str, screenshot: Path) -> tuple[str, list[str]]:
     """Run `dvc plots show/diff ...`, check the page it wrote loads nothing, render it offline, and return the
-    rendered DOM and the ids of its plots' <div>s in dvc.yaml's order: records, categories, lengths."""
+    rendered DOM and the ids of its plots' <div>s in dvc.yaml's order: records, categories, lengths, leakage,
+    contamination."""
     result = repo.sh(command)
     page = repo.path / "dvc_plots" / "index.html"
     assert page.as_uri() in result.stdout, result.stdout
@@ -60,11 +66,11 @@ def rendered_plots(repo: Repo, command: str, screenshot: Path) -> tuple[str, lis
     assert FETCHED_URL.findall(html) == [], "the plots page fetches from the network"
     assert "cdn.jsdelivr.net" not in html
     rendered = render_offline(page, screenshot)
-    # Exactly the three declared plots (no table drawn a second time with DVC's default template), all drawn,
+    # Exactly the five declared plots (no table drawn a second time with DVC's default template), all drawn,
     # none failed (the page's embed wrapper counts them).
     ids = plot_ids(rendered.dom)
-    assert len(ids) == 3, ids
-    assert 'data-plots-rendered="3"' in rendered.dom and 'data-plots-failed="0"' in rendered.dom
+    assert len(ids) == 5, ids
+    assert 'data-plots-rendered="5"' in rendered.dom and 'data-plots-failed="0"' in rendered.dom
     assert 'class="plot-error"' not in rendered.dom
     for title in TITLES:
         assert f">{title}</text>" in rendered.dom, title
@@ -82,16 +88,20 @@ def test_plots_show_draws_the_default_sharding_offline(repo: Repo, chromium: str
     template = (repo.path / PAGE_TEMPLATE).read_text(encoding="utf-8")
     assert "{plot_divs}" in template and "{scripts}" not in template
 
-    dom, (records, categories, lengths) = rendered_plots(repo, readme_command("dvc plots show"),
-                                                         screenshot_directory(tmp_path) / "plots-show.png")
+    dom, (records, categories, lengths, leakage, contamination) = rendered_plots(
+        repo, readme_command("dvc plots show"), screenshot_directory(tmp_path) / "plots-show.png")
     # 4 shards of 4000: one bar each; a heatmap cell (with its value written in) per shard and category;
-    # one histogram line per shard, with a point per length bin.
+    # one histogram line per shard, with a point per length bin; the sample repeats prompts across every pair of
+    # its 4 shards: 6 cells, each with its count; one (zero) bar of contaminated records per shard.
     assert count_marks(dom, records, "rect") == 4
     assert count_marks(dom, categories, "rect") == 4 * CATEGORY_COUNT
     assert count_marks(dom, categories, "text", element="text") == 4 * CATEGORY_COUNT
     assert count_marks(dom, lengths, "line") == 4
     assert count_marks(dom, lengths, "symbol") == 4 * LENGTH_BINS
-    for name in ("1_of_4", "4_of_4", "information_extraction", "6400+"):
+    assert count_marks(dom, leakage, "rect") == 6
+    assert count_marks(dom, leakage, "text", element="text") == 6
+    assert count_marks(dom, contamination, "rect") == 4
+    for name in ("1_of_4", "4_of_4", "information_extraction", "6400+", "later shard"):
         assert name in dom
 
 
@@ -101,13 +111,16 @@ def test_plots_diff_of_two_shardings_draws_both_offline(repo: Repo, chromium: st
     repo.python("-m", "src.reshard", "8")
     repo.dvc("exp", "run", "-n", "eight")
 
-    dom, (records, categories, lengths) = rendered_plots(repo, "dvc plots diff HEAD eight",
-                                                         screenshot_directory(tmp_path) / "plots-diff.png")
-    # Both revisions in every plot: 4 + 8 bars, 4 x 8 + 8 x 8 heatmap cells (one panel each), 4 + 8 lines.
+    dom, (records, categories, lengths, leakage, contamination) = rendered_plots(
+        repo, "dvc plots diff HEAD eight", screenshot_directory(tmp_path) / "plots-diff.png")
+    # Both revisions in every plot: 4 + 8 bars, 4 x 8 + 8 x 8 heatmap cells (one panel each), 4 + 8 lines,
+    # 6 + 28 pairs of shards.
     assert count_marks(dom, records, "rect") == 4 + 8
     assert count_marks(dom, categories, "rect") == (4 + 8) * CATEGORY_COUNT
     assert count_marks(dom, lengths, "line") == 4 + 8
     assert count_marks(dom, lengths, "symbol") == (4 + 8) * LENGTH_BINS
+    assert count_marks(dom, leakage, "rect") == 6 + 28
+    assert count_marks(dom, contamination, "rect") == 4 + 8
     for name in ("HEAD", "eight", "1_of_4", "8_of_8"):
         assert name in dom
 

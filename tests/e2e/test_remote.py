@@ -268,7 +268,8 @@ def test_a_tagged_release_serves_one_shard_to_another_repository(published: Publ
     card = object_key(dir_listing(maintainer, SHARDS)["README.md"])
     # (DVC also keeps copies of the split's git-tracked metrics and tables, for its run cache; never pushed.)
     tracked = {object_key(hashlib.md5(maintainer.read_bytes(path)).hexdigest())
-               for path in ("metrics/split.json", "plots/shards.json", "plots/categories.json", "plots/lengths.json")}
+               for path in ("metrics/split.json", "plots/shards.json", "plots/categories.json", "plots/lengths.json",
+                            "plots/leakage.json", "plots/contamination.json")}
     assert set(cache_objects(maintainer)) == {object_key(lock["data/merged/databricks-dolly-16k-ja.jsonl"]),
                                               object_key(lock["data/merged/sources.json"]), object_key(lock[SHARDS]),
                                               card, *map(object_key, shards_v2.values()), *tracked}

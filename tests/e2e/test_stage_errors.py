@@ -179,8 +179,8 @@ ARGUMENT_CASES: list[tuple[str, str, list[str], str]] = [
     ("raw usage", "raw", ["params.yaml"], "usage: python3 -m src.raw PARAMS DVC_YAML DOWNLOADS OUT_DIR"),
     ("merge usage", "merge", [], "usage: python3 -m src.merge PARAMS RAW_DIR MERGED_OUT PROVENANCE_OUT METRICS_OUT"),
     ("split usage", "split", ["params.yaml", MERGED],
-     "usage: python3 -m src.split PARAMS MERGED PROVENANCE SHARD_PATH CARD METRICS SHARDS_TABLE CATEGORIES_TABLE "
-     "LENGTHS_TABLE"),
+     "usage: python3 -m src.split PARAMS DVC_YAML MERGED PROVENANCE SHARD_PATH CARD METRICS SHARDS_TABLE "
+     "CATEGORIES_TABLE LENGTHS_TABLE LEAKAGE_TABLE CONTAMINATION_TABLE"),
     ("params usage", "params", [], "usage: python3 -m src.params PARAMS"),
     ("plots_page usage", "plots_page", [], "usage: python3 -m src.plots_page OUT_HTML"),
     ("missing params file", *stage_args("raw", "params.yaml", "missing.yaml"), "missing.yaml: params file not found"),

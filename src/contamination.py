@@ -1,0 +1,115 @@
+"""Contamination: shard records whose instruction or output shares a long character n-gram (contamination.ngram
+characters; 13 is the common choice) with an item of an evaluation file named in params.yaml.
+
+An evaluation file is a JSON array or JSON Lines (read like a source, src/records.py); an item's text is the item
+itself when it is a string, or every string value of an object (question, answer, choices written out as
+strings, ...). Its n-grams are hashed to 64 bits (src/ngrams.py) and kept sorted: their number is the size of the
+evaluation data, not of the dataset. Two different n-grams share a hash with odds of about one in 2**64 per pair.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from .errors import DatasetError
+from .ngrams import ngram_hashes
+from .params import ContaminationParams
+from .records import iter_source_file
+
+CHUNK_ITEMS = 10_000
+
+
+def item_texts(item: object) -> list[str]:
+    """The text of an evaluation item: the item itself, or the string values of an object."""
+    if isinstance(item, str):
+        return [item]
+    if isinstance(item, dict):
+        return [value for value in item.values() if isinstance(value, str)]
+    return []
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """The distinct n-gram hashes of the evaluation files, sorted, and what was read of each file."""
+
+    ngram: int
+    hashes: np.ndarray
+    files: dict[str, dict]
+
+    @classmethod
+    def none(cls) -> EvalSet:
+        """No evaluation files: nothing is contaminated."""
+        return cls(ContaminationParams.ngram, np.zeros(0, dtype=np.uint64), {})
+
+    def shared(self, texts: Sequence[str]) -> np.ndarray:
+        """Per text: whether it has an n-gram of the evaluation files."""
+        hashes, offsets = ngram_hashes(texts, self.ngram, short_whole=False)
+        found = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
+        hit = self.hashes[found] == hashes
+        seen = np.concatenate(([0], np.cumsum(hit)))
+        return seen[offsets[1:]] > seen[offsets[:-1]]
+
+
+def _file_hashes(name: str, path: Path, ngram: int, summary: dict) -> np.ndarray:
+    digest = hashlib.sha256()
+    parts: list[np.ndarray] = []
+    texts: list[str] = []
+    items = 0
+    for _, item in iter_source_file(path, digest=digest):
+        texts.extend(item_texts(item))
+        items += 1
+        if len(texts) >= CHUNK_ITEMS:
+            parts.append(np.unique(ngram_hashes(texts, ngram, short_whole=False)[0]))
+            texts = []
+    parts.append(np.unique(ngram_hashes(texts, ngram, short_whole=False)[0]))
+    hashes = np.unique(np.concatenate(parts))
+    if not len(hashes):
+        raise DatasetError(f"{path}: no text of {ngram} characters or more in its {items} items (contamination.eval."
+                           f"{name}); check the file, or lower contamination.ngram")
+    summary.update({"path": str(path), "sha256": digest.hexdigest(), "items": items, "ngrams": len(hashes)})
+    return hashes
+
+
+def load_eval_set(params: ContaminationParams) -> EvalSet:
+    files: dict[str, dict] = {}
+    parts: list[np.ndarray] = [np.zeros(0, dtype=np.uint64)]
+    for name, path in params.eval_files:
+        if not Path(path).is_file():
+            raise DatasetError(f"{path}: evaluation file not found (contamination.eval.{name}); create it or "
+                               "remove it from params.yaml")
+        files[name] = {}
+        parts.append(_file_hashes(name, Path(path), params.ngram, files[name]))
+    return EvalSet(params.ngram, np.unique(np.concatenate(parts)), files)
+
+
+class ContaminationTally:
+    """The merged indices, per shard, of the records that share an n-gram with the evaluation files."""
+
+    def __init__(self, eval_set: EvalSet, shard_count: int, chunk_records: int) -> None:
+        self.eval_set = eval_set
+        self.records: list[list[int]] = [[] for _ in range(shard_count)]
+        self._chunk_records = chunk_records
+        self._pending: list[tuple[int, int, bytes]] = []
+
+    def add(self, shard: int, record: int, shard_line: bytes) -> None:
+        if self.eval_set.files:
+            self._pending.append((shard, record, shard_line))
+            if len(self._pending) >= self._chunk_records:
+                self.flush()
+
+    def flush(self) -> None:
+        texts: list[str] = []
+        for _, _, line in self._pending:
+            fields = orjson.loads(line)
+            texts += (fields["instruction"], fields["output"])
+        by_text = self.eval_set.shared(texts)
+        shared = np.logical_or(by_text[0::2], by_text[1::2])  # instruction or output
+        for (shard, record, _), hit in zip(self._pending, shared.tolist(), strict=True):
+            if hit:
+                self.records[shard].append(record)
+        self._pending = []
