@@ -17,14 +17,12 @@ from typing import Self
 from .jsonl import prompt_fields
 from .near_duplicates import NearDuplicateIndex, prompt_text, signatures
 from .params import NearDuplicateParams
-from .seen import scratch_database
+from .seen import LOOKUP_BATCH, scratch_database
 
 EXAMPLES_PER_PAIR = 3
 # Rows of the per-pair table: all pairs at small shard counts; at large ones, the pairs that leak the most (the
 # headline counts always cover every pair). Keeps the git-tracked table and the plots page small at 1,024 shards.
 MAX_PAIR_ROWS = 1024
-# SQLite's default limit on the parameters of one statement is 32,766; stay well below it.
-LOOKUP_BATCH = 500
 
 
 @dataclass

@@ -28,6 +28,7 @@ from .seen import SeenSet
 from .stats import CHUNK_RECORDS, RecordStats
 
 WRITE_CHUNK_LINES = 4096
+CHECK_CHUNK_RECORDS = 4096  # records checked against the duplicate sets at a time
 
 
 @dataclass
@@ -40,19 +41,22 @@ class DuplicateCounts:
 
 def _unique(sources: Iterable[tuple[str, Iterable[bytes]]], drop_duplicates: bool,
             counts: DuplicateCounts) -> Iterator[tuple[str, dict, bytes]]:
-    """(source, raw head, shard line) of each record, exact duplicates counted and, if asked, dropped."""
+    """(source, raw head, shard line) of each record, exact duplicates counted and, if asked, dropped; the
+    duplicate sets are consulted a chunk of records at a time."""
     with SeenSet() as lines, SeenSet() as prompts:
         for source, raw_lines in sources:
-            for line in raw_lines:
-                raw_head, shard = split_record_line(line)
-                if not prompts.add_bytes(prompt_bytes(shard)):
-                    counts.same_prompt += 1
-                if not lines.add_bytes(shard):
-                    counts.exact += 1
-                    if drop_duplicates:
-                        counts.dropped += 1
-                        continue
-                yield source, raw_head, shard
+            raw_lines = iter(raw_lines)
+            while chunk := [split_record_line(line) for line in itertools.islice(raw_lines, CHECK_CHUNK_RECORDS)]:
+                new_prompts = prompts.add_all([prompt_bytes(shard) for _, shard in chunk])
+                new_lines = lines.add_all([shard for _, shard in chunk])
+                for (raw_head, shard), new_prompt, new_line in zip(chunk, new_prompts, new_lines, strict=True):
+                    counts.same_prompt += not new_prompt
+                    if not new_line:
+                        counts.exact += 1
+                        if drop_duplicates:
+                            counts.dropped += 1
+                            continue
+                    yield source, raw_head, shard
 
 
 def _without_near_duplicates(records: Iterator[tuple[str, dict, bytes]], params: NearDuplicateParams,

@@ -21,6 +21,7 @@ from .seen import SeenSet
 
 NON_EMPTY_FIELDS = ("instruction", "output")
 CHUNK_BYTES = 1 << 20
+INDEX_CHECK_RECORDS = 4096  # records whose indexes are checked for duplicates at a time
 # A record larger than this is reported instead of read on (bounds memory on garbage input).
 MAX_RECORD_CHARS = 16 << 20
 
@@ -302,14 +303,33 @@ def iter_source_file(path: Path, name: str | None = None, digest: Digest | None 
 
 def iter_validated(values: Iterator[tuple[str, object]], source: str, renames: Mapping[str, str] | None = None,
                    number_records: bool = False) -> Iterator[dict]:
-    """Validate a stream of (location, value); refuse duplicate indexes and an empty source."""
+    """Validate a stream of (location, value); refuse duplicate indexes and an empty source.
+
+    Records stream out as they are validated; their indexes are checked against the set of indexes a chunk at a
+    time (much faster than one by one), and always before a later error is raised, so the first problem in file
+    order is the one reported.
+    """
     count = 0
+    unchecked: list[tuple[str, str]] = []  # (location, index) of records not yet checked for duplicate indexes
     with SeenSet() as indexes:
-        for count, (where, value) in enumerate(values, 1):
-            record = validate_record(value, where, renames, str(count - 1) if number_records else None)
-            if not indexes.add(record["index"]):
-                raise DatasetError(f"{where}: index {record['index']!r} appears twice in source '{source}'; "
-                                   "give every record its own index")
-            yield record
+        def check() -> None:
+            new = indexes.add_all([index.encode("utf-8") for _, index in unchecked])
+            for (where, index), fresh in zip(unchecked, new, strict=True):
+                if not fresh:
+                    raise DatasetError(f"{where}: index {index!r} appears twice in source '{source}'; "
+                                       "give every record its own index")
+            unchecked.clear()
+
+        try:
+            for count, (where, value) in enumerate(values, 1):
+                record = validate_record(value, where, renames, str(count - 1) if number_records else None)
+                unchecked.append((where, record["index"]))
+                if len(unchecked) >= INDEX_CHECK_RECORDS:
+                    check()
+                yield record
+        except DatasetError:
+            check()
+            raise
+        check()
     if count == 0:
         raise DatasetError(f"source '{source}' holds no records")

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from src import records as records_module
 from src.errors import DatasetError
-from src.jsonl import join_record_line, shard_line
+from src.jsonl import join_record_line, prompt_bytes, shard_line
 from src.merge import DuplicateCounts, merge_lines
 from src.params import MergeParams, RawParams, SplitParams, even_ranges, parse_params_text
 from src.raw import raw_line
@@ -336,41 +336,41 @@ def test_any_bytes_are_read_as_records_or_refused_cleanly(scratch: Path, data: b
         path.unlink()
 
 
-# --- SeenSet: two tuples of parts are one key exactly when they are equal ---
+# --- The merge's duplicate keys: two prompts are one key exactly when they are equal ---
 
-# Any text, lone surrogates included (SeenSet takes them); "\x00" often, as the old separator.
-PART = st.text(st.one_of(st.sampled_from(["\x00", "a", "問"]), st.characters(exclude_categories=())), max_size=5)
-PARTS = st.lists(PART, max_size=4).map(tuple)
+# Any text records may hold (no lone surrogates: validation refuses them); "\x00" often, once a separator.
+PART = st.text(st.one_of(st.sampled_from(["\x00", "a", "問"]), st.characters(codec="utf-8")),
+               max_size=5)
+PROMPT = st.tuples(PART, PART)
 
 
 @st.composite
-def parts_pairs(draw: st.DrawFn) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Two tuples: unrelated, equal, or cut differently from the same "\x00"-joined or concatenated text."""
-    first = draw(PARTS)
+def prompt_pairs(draw: st.DrawFn) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Two (instruction, input): unrelated, equal, or cut differently from the same "\x00"-joined or
+    concatenated text."""
+    first = draw(PROMPT)
     how = draw(st.sampled_from(["unrelated", "equal", "same nul-joined text", "same concatenation"]))
     if how == "unrelated":
-        return first, draw(PARTS)
+        return first, draw(PROMPT)
     if how == "equal":
         return first, first
     if how == "same nul-joined text":
-        pieces = "\x00".join(first).split("\x00")
-        splits = draw(st.lists(st.booleans(), min_size=len(pieces) - 1, max_size=len(pieces) - 1))
-        second = [pieces[0]]
-        for piece, split in zip(pieces[1:], splits, strict=False):
-            if split:
-                second.append(piece)
-            else:
-                second[-1] += "\x00" + piece
-        return first, tuple(second)
+        joined = "\x00".join(first)
+        cut = draw(st.sampled_from([k for k, character in enumerate(joined) if character == "\x00"]))
+        return first, (joined[:cut], joined[cut + 1:])
     text = "".join(first)
-    cuts = sorted(draw(st.lists(st.integers(0, len(text)), max_size=4)))
-    return first, tuple(text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=False))
+    cut = draw(st.integers(0, len(text)))
+    return first, (text[:cut], text[cut:])
+
+
+def prompt_key(prompt: tuple[str, str]) -> bytes:
+    return prompt_bytes(shard_line({"instruction": prompt[0], "input": prompt[1], "output": ""}))
 
 
 @settings(max_examples=200, deadline=None, derandomize=True, database=None)
-@given(pair=parts_pairs())
-def test_seen_set_treats_two_tuples_as_one_key_only_when_equal(pair: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
+@given(pair=prompt_pairs())
+def test_two_prompts_are_one_duplicate_key_only_when_equal(pair: tuple[tuple[str, str], tuple[str, str]]) -> None:
     first, second = pair
     with SeenSet() as seen:
-        assert seen.add(*first) is True
-        assert seen.add(*second) is (first != second)
+        assert seen.add_all([prompt_key(first)]) == [True]
+        assert seen.add_all([prompt_key(second)]) == [first != second]

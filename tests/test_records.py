@@ -16,7 +16,6 @@ from src import records as records_module
 from src.errors import DatasetError
 from src.records import iter_source_file, iter_validated, validate_record
 from src.schema import CATEGORIES, FIELDS
-from src.seen import SeenSet
 
 EVERY_FIELD = "every record needs index, instruction, input, output, category"
 OBJECT_EXPECTED = "expected a JSON object with fields index, instruction, input, output, category"
@@ -370,22 +369,3 @@ def test_records_before_an_error_are_streamed_and_the_error_comes_at_the_bad_one
     with pytest.raises(DatasetError, match=rf"^{path}:3: category 'x' is unknown"):
         next(stream)
 
-
-def test_seen_set_tells_new_from_seen_and_takes_any_text() -> None:
-    with SeenSet() as seen:
-        assert seen.add("a", "b") is True
-        assert seen.add("a", "b") is False
-        assert seen.add("\ud800") is True  # lone surrogates hash without raising
-        assert seen.add("\ud800") is False
-
-
-def test_seen_set_keeps_parts_apart_whatever_they_contain() -> None:
-    """Parts were once joined with "\x00", so these pairs were one key and merging dropped a distinct record."""
-    pairs = [(("問\x00", "x"), ("問", "\x00x")), (("a", ""), ("", "a")), (("ab",), ("a", "b")), ((), ("",)),
-             (("",), ("", ""))]
-    for first, second in pairs:
-        with SeenSet() as seen:
-            assert seen.add(*first) is True
-            assert seen.add(*second) is True, (first, second)
-            assert seen.add(*first) is False
-            assert seen.add(*second) is False
