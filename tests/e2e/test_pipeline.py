@@ -168,6 +168,11 @@ def test_the_real_dataset_alone_resharded_to_four_gives_the_reference_shards(rep
     merge_metrics = json.loads(repo.read_bytes("metrics/merge.json"))
     assert merge_metrics["sources"] == {"dolly_ja": 15015}
     assert merge_metrics["duplicates"]["same_prompt"] == 216  # as the dataset's README states
+    # The leakage figures README.md and docs/leakage.md give for the real dataset in 4 contiguous shards.
+    split_metrics = json.loads(repo.read_bytes("metrics/split.json"))
+    assert (split_metrics["cross_shard_duplicates"], split_metrics["near_duplicate_pairs"]) == (159, 735)
+    leakage = json.loads(repo.read_bytes("plots/leakage.json"))
+    assert (len(leakage), sum(row["exact_pairs"] for row in leakage)) == (6, 255)
     assert repo.dvc("status").stdout.strip() == "Data and pipelines are up to date."
 
 
