@@ -7,17 +7,15 @@ that appears k times costs nothing quadratic in k. Every table is on disk (SQLit
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Self
 
 from .jsonl import prompt_fields
 from .near_duplicates import NearDuplicateIndex, prompt_text, signatures
 from .params import NearDuplicateParams
-from .seen import LOOKUP_BATCH, scratch_database
+from .seen import ScratchTables, digest
 
 EXAMPLES_PER_PAIR = 3
 # Rows of the per-pair table: all pairs at small shard counts; at large ones, the pairs that leak the most (the
@@ -45,14 +43,14 @@ class PairCounts:
             examples.append(example)
 
 
-class LeakageTally:
+class LeakageTally(ScratchTables):
     """The prompts of the records written to each shard, and what they share across shards."""
 
     def __init__(self, params: NearDuplicateParams, chunk_records: int) -> None:
+        super().__init__()
         self.params = params
         self._chunk_records = chunk_records
         self._pending: list[tuple[int, int, bytes]] = []
-        self._db = scratch_database()
         self._db.execute("CREATE TABLE prompt (digest BLOB PRIMARY KEY, id INTEGER) WITHOUT ROWID")
         self._db.execute("CREATE TABLE record (id INTEGER, shard INTEGER, record INTEGER)")
         self._prompts = 0
@@ -66,25 +64,21 @@ class LeakageTally:
             self._flush()
 
     def _flush(self) -> None:
-        digests = [hashlib.blake2b(prompt, digest_size=16).digest() for _, _, prompt in self._pending]
-        known: dict[bytes, int] = {}
-        distinct = list(dict.fromkeys(digests))
-        for start in range(0, len(distinct), LOOKUP_BATCH):
-            batch = distinct[start:start + LOOKUP_BATCH]
-            known.update(self._db.execute(
-                f"SELECT digest, id FROM prompt WHERE digest IN ({','.join('?' * len(batch))})", batch))
+        digests = [digest(prompt) for _, _, prompt in self._pending]
+        known: dict[bytes, int] = dict(self.select_in("SELECT digest, id FROM prompt WHERE digest IN",
+                                                      list(dict.fromkeys(digests))))
         new: dict[bytes, int] = {}
         new_texts: list[str] = []
-        for digest, (_, _, prompt) in zip(digests, self._pending, strict=True):
-            if digest not in known:
-                known[digest] = new[digest] = self._prompts
+        for prompt_digest, (_, _, prompt) in zip(digests, self._pending, strict=True):
+            if prompt_digest not in known:
+                known[prompt_digest] = new[prompt_digest] = self._prompts
                 new_texts.append(prompt_text(prompt_fields(prompt)))
                 self._prompts += 1
         self._db.executemany("INSERT INTO prompt VALUES (?, ?)", new.items())
         if new:
             self._index.add(list(new.values()), signatures(new_texts, self.params))
         self._db.executemany("INSERT INTO record VALUES (?, ?, ?)",
-                             ((known[digest], shard, record) for digest, (shard, record, _) in
+                             ((known[prompt_digest], shard, record) for prompt_digest, (shard, record, _) in
                               zip(digests, self._pending, strict=True)))
         self._pending = []
 
@@ -125,13 +119,7 @@ class LeakageTally:
 
     def close(self) -> None:
         self._index.close()
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().close()
 
 
 def _examples(examples: list[tuple[int, int, float]]) -> list[dict]:

@@ -13,14 +13,13 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator, Sequence
-from typing import Self
 
 import numpy as np
 from rensa import RMinHash
 
 from .ngrams import ngram_hashes
 from .params import NearDuplicateParams
-from .seen import scratch_database
+from .seen import ScratchTables
 
 SEED = 15015  # rensa's permutation seed; changing it changes every signature
 SIGNATURE_BATCH = 1024
@@ -61,12 +60,12 @@ def similarity(first: bytes | np.ndarray, second: bytes | np.ndarray) -> float:
     return float(np.count_nonzero(a == b)) / len(a)
 
 
-class NearDuplicateIndex:
+class NearDuplicateIndex(ScratchTables):
     """Signatures under integer ids, in an on-disk table, banded for candidate lookup."""
 
     def __init__(self, params: NearDuplicateParams) -> None:
+        super().__init__()
         self.params = params
-        self._db = scratch_database()
         self._db.execute("CREATE TABLE signature (id INTEGER PRIMARY KEY, value BLOB)")
         self._db.execute("CREATE TABLE band (key INTEGER, id INTEGER)")
         self._indexed = False
@@ -117,12 +116,3 @@ class NearDuplicateIndex:
             for second, score in zip(others, scores.tolist(), strict=True):
                 if score >= self.params.threshold:
                     yield int(first), int(second), score
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
