@@ -13,6 +13,7 @@ import math
 import re
 import shlex
 import shutil
+import statistics
 import sys
 import tempfile
 from collections import defaultdict
@@ -273,6 +274,10 @@ class ScaleBench:
             if key == "reference" and self.reference_records != self.settings.records:
                 ratio += f" (at {self.reference_records:,} records)"
             body.append([labels[key], tables.seconds(series.wall), peak, ratio])
+        split_stage = self.split_stage_wall()
+        body.insert(2, ["this project: the split stage's own process (`python3 -m src.split`) in the row above",
+                        tables.seconds(split_stage), tables.memory(rows["split"].stage_peak_kib),
+                        tables.ratio(split_stage, floor)])
         ok, check = self.bytes_check()
         return [
             (f"Source: {self.source} ({self.source.stat().st_size / 1e6:,.0f} MB of JSON Lines, the real "
@@ -289,15 +294,23 @@ class ScaleBench:
             *tables.table(["target", "measured", "met?"], self.targets(ok)),
         ]
 
+    def split_stage_wall(self) -> float:
+        """The median wall time of the split stage's process in the split-alone runs (DVC's hashing and copying
+        into the cache excluded)."""
+        return statistics.median(sum(stage.wall for stage in run.stages if stage.name == "src.split")
+                                 for run in self.rows["split"].runs)
+
     def targets(self, bytes_ok: bool | None) -> list[list[str]]:
         rows = self.rows
-        split_ratio = rows["split"].wall / rows["floor"].wall
+        split_ratio = self.split_stage_wall() / rows["floor"].wall
+        dvc_split_ratio = rows["split"].wall / rows["floor"].wall
         cold_ratio = rows["cold"].wall / rows["datasets"].wall
         stage_peak = max(rows[key].stage_peak_kib for key in ("split", "cold", "noop"))
         noop_stages = sum(len(run.stages) for run in rows["noop"].runs)
         return [
             [f"the split writes {self.settings.records:,} records within 4× of `split -l`",
-             f"{split_ratio:.1f}×", tables.verdict(split_ratio <= 4)],
+             f"{split_ratio:.1f}× (the stage process; {dvc_split_ratio:.1f}× with DVC's hashing and caching of the "
+             "shards)", tables.verdict(split_ratio <= 4)],
             ["full cold `dvc repro` within 1.5× of the `datasets` path", f"{cold_ratio:.1f}×",
              tables.verdict(cold_ratio <= 1.5)],
             ["peak RSS of every stage ≤ 128 MiB", tables.memory(stage_peak),

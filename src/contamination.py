@@ -9,6 +9,7 @@ evaluation data, not of the dataset. Two different n-grams share a hash with odd
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,9 +97,15 @@ class ContaminationTally:
         self._chunk_records = chunk_records
         self._pending: list[tuple[int, int, bytes]] = []
 
-    def add(self, shard: int, record: int, shard_line: bytes) -> None:
-        if self.eval_set.files:
-            self._pending.append((shard, record, shard_line))
+    @property
+    def active(self) -> bool:
+        """Whether there are evaluation files to check against."""
+        return bool(self.eval_set.files)
+
+    def add(self, shard: int, records: Sequence[int], shard_lines: Sequence[bytes]) -> None:
+        """Check merged records ``records`` of shard number ``shard``, whose shard lines are ``shard_lines``."""
+        if self.active:
+            self._pending.extend(zip(itertools.repeat(shard), records, shard_lines, strict=False))
             if len(self._pending) >= self._chunk_records:
                 self.flush()
 

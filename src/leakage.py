@@ -1,128 +1,203 @@
 """Leakage across shards: records of different shards whose instruction and input are the same (exact) or nearly
 the same (MinHash, src/near_duplicates.py), counted per pair of shards, with example record indices.
 
-Records are grouped by their exact instruction and input (a digest) as they are written, so a prompt repeated many
-times is signed and indexed once; pairs are then counted from per-shard group sizes, never enumerated, so a prompt
-that appears k times costs nothing quadratic in k. Every table is on disk (SQLite): memory stays flat.
+As records are written, each one's prompt digest, shard, merged index and byte offset go to one of several spill
+files on disk, chosen by digest, a chunk at a time with numpy: no lookup per record. Once the shards are written,
+each spill file is grouped on its own (all records of a prompt are in the same one): a prompt is identified by its
+earliest merged record, repeated prompts are signed and indexed once (their text read back from the merged file
+by offset), and pairs are counted from per-shard group sizes, never enumerated, so a prompt that appears k times
+costs nothing quadratic in k. A spill file holds about BUCKET_RECORDS records, so memory stays flat at any size.
 """
 from __future__ import annotations
 
+import bisect
 import itertools
+import tempfile
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
 
 from .jsonl import prompt_fields
 from .near_duplicates import NearDuplicateIndex, prompt_text, signatures
 from .params import NearDuplicateParams
-from .seen import ScratchTables, digest
+from .seen import ScratchTables
 
 EXAMPLES_PER_PAIR = 3
 # Rows of the per-pair table: all pairs at small shard counts; at large ones, the pairs that leak the most (the
 # headline counts always cover every pair). Keeps the git-tracked table and the plots page small at 1,024 shards.
 MAX_PAIR_ROWS = 1024
+BUCKET_RECORDS = 1 << 16  # records per spill file (about 2.3 MB of rows), so a file is grouped in little memory
+MAX_BUCKETS = 256
+SIGN_BATCH = 2048  # prompts read back and signed at a time
+# A spilled record: its prompt's 128-bit digest (two words), shard number, merged index and byte offset.
+SPILL_ROW = np.dtype([("high", "<u8"), ("low", "<u8"), ("shard", "<i8"), ("record", "<i8"), ("offset", "<i8")])
+
+Example = tuple[int, int, float]
+# Given byte offsets of records, their prompts (src/jsonl.py prompt_bytes), in the same order.
+PromptReader = Callable[[Sequence[int]], list[bytes]]
 
 
 @dataclass
 class PairCounts:
     """What leaks between two shards: record pairs with the same instruction and input, near-duplicate record pairs
     (the same included), and a few examples of each kind (merged index in the first shard, in the second,
-    similarity)."""
+    similarity): those of the earliest prompts."""
 
     exact_pairs: int = 0
     near_duplicate_pairs: int = 0
-    exact_examples: list[tuple[int, int, float]] = field(default_factory=list)
-    near_examples: list[tuple[int, int, float]] = field(default_factory=list)
+    exact_examples: list[Example] = field(default_factory=list)
+    near_examples: list[Example] = field(default_factory=list)
+    _example_keys: dict[bool, list[tuple[int, ...]]] = field(default_factory=lambda: {True: [], False: []},
+                                                            repr=False, compare=False)
 
-    def add(self, pairs: int, example: tuple[int, int, float], exact: bool) -> None:
+    def add(self, pairs: int, example: Example, exact: bool, key: tuple[int, ...]) -> None:
+        """Count ``pairs`` record pairs; ``example`` is kept if ``key`` is among the EXAMPLES_PER_PAIR smallest."""
         self.near_duplicate_pairs += pairs
         if exact:
             self.exact_pairs += pairs
-        examples = self.exact_examples if exact else self.near_examples
-        if len(examples) < EXAMPLES_PER_PAIR:
-            examples.append(example)
+        examples, keys = (self.exact_examples if exact else self.near_examples), self._example_keys[exact]
+        if len(keys) == EXAMPLES_PER_PAIR and key >= keys[-1]:
+            return
+        at = bisect.bisect(keys, key)
+        keys.insert(at, key)
+        examples.insert(at, example)
+        del keys[EXAMPLES_PER_PAIR:], examples[EXAMPLES_PER_PAIR:]
+
+
+@dataclass(frozen=True)
+class _Presence:
+    """One spill file grouped: per (prompt, shard) cell, in prompt then shard order, the prompt's id (its earliest
+    merged index), the shard, its records there and the earliest of them; and per prompt, its id and offset."""
+
+    ids: np.ndarray
+    shards: np.ndarray
+    records: np.ndarray
+    firsts: np.ndarray
+    prompt_ids: np.ndarray
+    prompt_offsets: np.ndarray
+
+
+def _grouped(rows: np.ndarray) -> _Presence:
+    rows = rows[np.lexsort((rows["record"], rows["shard"], rows["low"], rows["high"]))]
+    new_prompt = np.ones(len(rows), dtype=bool)
+    new_prompt[1:] = (rows["high"][1:] != rows["high"][:-1]) | (rows["low"][1:] != rows["low"][:-1])
+    new_cell = new_prompt.copy()
+    new_cell[1:] |= rows["shard"][1:] != rows["shard"][:-1]
+    cells = np.flatnonzero(new_cell)
+    cell_prompts = np.cumsum(new_prompt)[cells] - 1
+    firsts = rows["record"][cells]
+    prompt_cells = np.flatnonzero(new_prompt[cells])
+    ids = np.minimum.reduceat(firsts, prompt_cells)
+    # The offset of each prompt's earliest record: its cell with the smallest first record.
+    earliest = np.lexsort((firsts, cell_prompts))[prompt_cells]
+    return _Presence(ids=ids[cell_prompts], shards=rows["shard"][cells],
+                     records=np.diff(np.append(cells, len(rows))), firsts=firsts,
+                     prompt_ids=ids, prompt_offsets=rows["offset"][cells][earliest])
 
 
 class LeakageTally(ScratchTables):
     """The prompts of the records written to each shard, and what they share across shards."""
 
-    def __init__(self, params: NearDuplicateParams, chunk_records: int) -> None:
+    def __init__(self, params: NearDuplicateParams, read_prompts: PromptReader, records: int) -> None:
+        """``records``: about how many records will be added (sizes the spill files); ``read_prompts`` reads the
+        prompts of records back by offset."""
         super().__init__()
         self.params = params
-        self._chunk_records = chunk_records
-        self._pending: list[tuple[int, int, bytes]] = []
-        self._db.execute("CREATE TABLE prompt (digest BLOB PRIMARY KEY, id INTEGER) WITHOUT ROWID")
-        self._db.execute("CREATE TABLE record (id INTEGER, shard INTEGER, record INTEGER)")
-        self._prompts = 0
-        self._index = NearDuplicateIndex(params)
+        self._read_prompts = read_prompts
+        self._buckets = min(MAX_BUCKETS, max(1, -(-records // BUCKET_RECORDS)))
+        self._spill = tempfile.TemporaryDirectory(prefix="leakage-")
+        self._open = ExitStack()
+        self._files = [self._open.enter_context((Path(self._spill.name) / f"{bucket}.bin").open("wb"))
+                       for bucket in range(self._buckets)]
+        self._db.execute("CREATE TABLE presence (id INTEGER, shard INTEGER, records INTEGER, first INTEGER)")
+        self._summary: tuple[int, dict[tuple[int, int], PairCounts]] | None = None
 
-    def add(self, shard: int, record: int, prompt: bytes) -> None:
-        """Count merged record ``record`` of shard number ``shard``; ``prompt`` is its JSON-encoded instruction
-        and input (src/jsonl.py prompt_bytes)."""
-        self._pending.append((shard, record, prompt))
-        if len(self._pending) >= self._chunk_records:
-            self._flush()
-
-    def _flush(self) -> None:
-        digests = [digest(prompt) for _, _, prompt in self._pending]
-        known: dict[bytes, int] = dict(self.select_in("SELECT digest, id FROM prompt WHERE digest IN",
-                                                      list(dict.fromkeys(digests))))
-        new: dict[bytes, int] = {}
-        new_texts: list[str] = []
-        for prompt_digest, (_, _, prompt) in zip(digests, self._pending, strict=True):
-            if prompt_digest not in known:
-                known[prompt_digest] = new[prompt_digest] = self._prompts
-                new_texts.append(prompt_text(prompt_fields(prompt)))
-                self._prompts += 1
-        self._db.executemany("INSERT INTO prompt VALUES (?, ?)", new.items())
-        if new:
-            self._index.add(list(new.values()), signatures(new_texts, self.params))
-        self._db.executemany("INSERT INTO record VALUES (?, ?, ?)",
-                             ((known[prompt_digest], shard, record) for prompt_digest, (shard, record, _) in
-                              zip(digests, self._pending, strict=True)))
-        self._pending = []
+    def add(self, shard: int, records: np.ndarray, offsets: np.ndarray, prompts: np.ndarray) -> None:
+        """Count merged records ``records`` (at byte ``offsets`` of the merged file) of shard number ``shard``;
+        ``prompts`` are the digests of their instructions and inputs, two 64-bit words each (src/record_index.py)."""
+        rows = np.empty(len(records), dtype=SPILL_ROW)
+        rows["high"], rows["low"] = prompts[:, 0], prompts[:, 1]
+        rows["shard"], rows["record"], rows["offset"] = shard, records, offsets
+        buckets = rows["high"] % np.uint64(self._buckets)
+        order = np.argsort(buckets, kind="stable")
+        bounds = np.searchsorted(buckets[order], np.arange(self._buckets + 1))
+        for bucket in np.flatnonzero(np.diff(bounds)):
+            rows[order[bounds[bucket]:bounds[bucket + 1]]].tofile(self._files[bucket])
 
     def cross_shard_duplicates(self) -> int:
         """Records whose instruction and input already appear in an earlier shard."""
-        self._flush()
-        (count,) = self._db.execute(
-            "SELECT COUNT(*) FROM record JOIN (SELECT id, MIN(shard) AS first FROM record GROUP BY id) "
-            "USING (id) WHERE shard > first").fetchone()
-        return int(count)
+        return self._summarised()[0]
+
+    def pairs(self) -> dict[tuple[int, int], PairCounts]:
+        """Per pair of shard numbers (a < b) that share anything: what they share."""
+        return self._summarised()[1]
+
+    def _summarised(self) -> tuple[int, dict[tuple[int, int], PairCounts]]:
+        if self._summary is None:
+            self._summary = self._summarise()
+        return self._summary
+
+    def _summarise(self) -> tuple[int, dict[tuple[int, int], PairCounts]]:
+        counts: dict[tuple[int, int], PairCounts] = defaultdict(PairCounts)
+        cross_shard = 0
+        with NearDuplicateIndex(self.params) as index:
+            for stream in self._files:
+                stream.close()
+                presence = _grouped(np.fromfile(stream.name, dtype=SPILL_ROW))
+                Path(stream.name).unlink()
+                cross_shard += self._count_exact(presence, counts)
+                self._sign(presence, index)
+            self._db.execute("CREATE INDEX presence_id ON presence (id)")
+            for first, second, score in index.pairs():
+                for (a, records_a, first_a), (b, records_b, first_b) in itertools.product(
+                        self._presence(first), self._presence(second)):
+                    if a != b:
+                        example = (first_a, first_b, score) if a < b else (first_b, first_a, score)
+                        counts[min(a, b), max(a, b)].add(records_a * records_b, example, False, (first, second))
+        return cross_shard, dict(sorted(counts.items()))
+
+    def _count_exact(self, presence: _Presence, counts: dict[tuple[int, int], PairCounts]) -> int:
+        """Add the exact pairs of one spill file's prompts to ``counts``; return its records whose prompt appears
+        in an earlier shard. Keeps the cells of every prompt for the near-duplicate pairs."""
+        self._db.executemany("INSERT INTO presence VALUES (?, ?, ?, ?)",
+                             zip(presence.ids.tolist(), presence.shards.tolist(), presence.records.tolist(),
+                                 presence.firsts.tolist(), strict=True))
+        starts = np.flatnonzero(np.diff(presence.ids, prepend=-1))
+        cross_shard = int(presence.records.sum() - presence.records[starts].sum())
+        spans = np.diff(np.append(starts, len(presence.ids)))
+        for start, span in zip(starts[spans > 1].tolist(), spans[spans > 1].tolist(), strict=True):
+            ident = int(presence.ids[start])
+            cells = list(zip(presence.shards[start:start + span].tolist(),
+                             presence.records[start:start + span].tolist(),
+                             presence.firsts[start:start + span].tolist(), strict=True))
+            for at, (a, records_a, first_a) in enumerate(cells):
+                for b, records_b, first_b in cells[at + 1:]:
+                    counts[a, b].add(records_a * records_b, (first_a, first_b, 1.0), True, (ident,))
+        return cross_shard
+
+    def _sign(self, presence: _Presence, index: NearDuplicateIndex) -> None:
+        """Sign each prompt of one spill file once, reading its text back, and index it under its id."""
+        for start in range(0, len(presence.prompt_ids), SIGN_BATCH):
+            prompts = self._read_prompts(presence.prompt_offsets[start:start + SIGN_BATCH].tolist())
+            index.add(presence.prompt_ids[start:start + SIGN_BATCH].tolist(),
+                      signatures([prompt_text(prompt_fields(prompt)) for prompt in prompts], self.params))
 
     def _presence(self, ident: int) -> list[tuple[int, int, int]]:
         """(shard, records, first merged index) of prompt ``ident``, by shard."""
         return self._db.execute("SELECT shard, records, first FROM presence WHERE id = ? ORDER BY shard",
                                 (ident,)).fetchall()
 
-    def pairs(self) -> dict[tuple[int, int], PairCounts]:
-        """Per pair of shard numbers (a < b) that share anything: what they share."""
-        self._flush()
-        self._db.execute("CREATE TABLE presence AS SELECT id, shard, COUNT(*) AS records, MIN(record) AS first "
-                         "FROM record GROUP BY id, shard")
-        self._db.execute("CREATE INDEX presence_id ON presence (id)")
-        counts: dict[tuple[int, int], PairCounts] = defaultdict(PairCounts)
-        repeated = self._db.execute(
-            "SELECT id, shard, records, first FROM presence WHERE id IN "
-            "(SELECT id FROM presence GROUP BY id HAVING COUNT(*) > 1) ORDER BY id, shard")
-        for _, rows in itertools.groupby(repeated, key=lambda row: row[0]):
-            for (_, a, records_a, first_a), (_, b, records_b, first_b) in itertools.combinations(rows, 2):
-                counts[a, b].add(records_a * records_b, (first_a, first_b, 1.0), exact=True)
-        for first, second, score in self._index.pairs():
-            for (a, records_a, first_a), (b, records_b, first_b) in itertools.product(
-                    self._presence(first), self._presence(second)):
-                if a == b:
-                    continue
-                example = (first_a, first_b, score) if a < b else (first_b, first_a, score)
-                counts[min(a, b), max(a, b)].add(records_a * records_b, example, exact=False)
-        return dict(sorted(counts.items()))
-
     def close(self) -> None:
-        self._index.close()
+        self._open.close()
+        self._spill.cleanup()
         super().close()
 
 
-def _examples(examples: list[tuple[int, int, float]]) -> list[dict]:
+def _examples(examples: list[Example]) -> list[dict]:
     return [{"a": first, "b": second, "similarity": round(score, 3)} for first, second, score in examples]
 
 

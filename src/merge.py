@@ -1,9 +1,10 @@
 """Stage merge (the "merged-16k"): concatenate the raw sources in order into one JSON Lines file.
 
-Usage: python3 -m src.merge PARAMS RAW_DIR MERGED_OUT PROVENANCE_OUT METRICS_OUT
+Usage: python3 -m src.merge PARAMS RAW_DIR MERGED_OUT RECORD_INDEX_OUT PROVENANCE_OUT METRICS_OUT
 PROVENANCE_OUT records the sources (where each came from, its license, records read and kept) and the merge
 params, for the dataset card the split writes.
-Every record gets a new contiguous index ("0", "1", ...) and keeps its provenance (`source`, `source_index`).
+Every record gets a new contiguous index ("0", "1", ...; its line number) and keeps its provenance (`source`,
+`source_index`). RECORD_INDEX_OUT gets one row per merged record (src/record_index.py) for the split.
 Exact duplicates (same instruction, input and output, i.e. the same shard line) are counted, and dropped only
 when merge.drop_duplicates is true. With merge.drop_near_duplicates, a record whose instruction and input are a
 near-duplicate of an earlier kept record's (src/near_duplicates.py, params near_duplicates) is dropped and counted.
@@ -23,8 +24,9 @@ from .jsonl import atomic_file, iter_lines, join_record_line, prompt_bytes, prom
 from .near_duplicates import NearDuplicateIndex, prompt_text, signatures
 from .params import NearDuplicateParams, load_params
 from .progress import counted_lines, line_progress
-from .schema import RAW_MANIFEST
-from .seen import SeenSet
+from .record_index import RecordIndexWriter
+from .schema import CATEGORY_CODES, RAW_MANIFEST
+from .seen import SeenSet, digest
 from .stats import CHUNK_RECORDS, RecordStats
 
 WRITE_CHUNK_LINES = 4096
@@ -40,32 +42,34 @@ class DuplicateCounts:
 
 
 def _unique(sources: Iterable[tuple[str, Iterable[bytes]]], drop_duplicates: bool,
-            counts: DuplicateCounts) -> Iterator[tuple[str, dict, bytes]]:
-    """(source, raw head, shard line) of each record, exact duplicates counted and, if asked, dropped; the
-    duplicate sets are consulted a chunk of records at a time."""
+            counts: DuplicateCounts) -> Iterator[tuple[str, dict, bytes, bytes]]:
+    """(source, raw head, shard line, prompt digest) of each record, exact duplicates counted and, if asked,
+    dropped; the duplicate sets are consulted a chunk of records at a time."""
     with SeenSet() as lines, SeenSet() as prompts:
         for source, raw_lines in sources:
             raw_lines = iter(raw_lines)
             while chunk := [split_record_line(line) for line in itertools.islice(raw_lines, CHECK_CHUNK_RECORDS)]:
-                new_prompts = prompts.add_all([prompt_bytes(shard) for _, shard in chunk])
+                prompt_digests = [digest(prompt_bytes(shard)) for _, shard in chunk]
+                new_prompts = prompts.add_digests(prompt_digests)
                 new_lines = lines.add_all([shard for _, shard in chunk])
-                for (raw_head, shard), new_prompt, new_line in zip(chunk, new_prompts, new_lines, strict=True):
+                for (raw_head, shard), prompt_digest, new_prompt, new_line in zip(
+                        chunk, prompt_digests, new_prompts, new_lines, strict=True):
                     counts.same_prompt += not new_prompt
                     if not new_line:
                         counts.exact += 1
                         if drop_duplicates:
                             counts.dropped += 1
                             continue
-                    yield source, raw_head, shard
+                    yield source, raw_head, shard, prompt_digest
 
 
-def _without_near_duplicates(records: Iterator[tuple[str, dict, bytes]], params: NearDuplicateParams,
-                             counts: DuplicateCounts) -> Iterator[tuple[str, dict, bytes]]:
+def _without_near_duplicates(records: Iterator[tuple[str, dict, bytes, bytes]], params: NearDuplicateParams,
+                             counts: DuplicateCounts) -> Iterator[tuple[str, dict, bytes, bytes]]:
     """``records`` less each near-duplicate of an earlier kept one; signed a chunk at a time."""
     kept = 0
     with NearDuplicateIndex(params) as index:
         while chunk := list(itertools.islice(records, CHUNK_RECORDS)):
-            rows = signatures([prompt_text(prompt_fields(prompt_bytes(shard))) for _, _, shard in chunk], params)
+            rows = signatures([prompt_text(prompt_fields(prompt_bytes(shard))) for _, _, shard, _ in chunk], params)
             for record, row in zip(chunk, rows, strict=True):
                 if index.similar_to(row) is not None:
                     counts.near_dropped += 1
@@ -76,15 +80,34 @@ def _without_near_duplicates(records: Iterator[tuple[str, dict, bytes]], params:
 
 
 def merge_lines(sources: Iterable[tuple[str, Iterable[bytes]]], drop_duplicates: bool, counts: DuplicateCounts,
-                near_duplicates: NearDuplicateParams | None = None) -> Iterator[tuple[dict, bytes]]:
-    """(head, shard line) of each merged record, renumbered; ``counts`` is filled in as they stream. With
-    ``near_duplicates``, near-duplicates of earlier kept records are dropped."""
+                near_duplicates: NearDuplicateParams | None = None) -> Iterator[tuple[dict, bytes, bytes]]:
+    """(head, shard line, prompt digest) of each merged record, renumbered; ``counts`` is filled in as they stream.
+    With ``near_duplicates``, near-duplicates of earlier kept records are dropped."""
     records = _unique(sources, drop_duplicates, counts)
     if near_duplicates is not None:
         records = _without_near_duplicates(records, near_duplicates, counts)
-    for number, (source, raw_head, shard) in enumerate(records):
+    for number, (source, raw_head, shard, prompt_digest) in enumerate(records):
         yield {"index": str(number), "category": raw_head["category"], "source": source,
-               "source_index": raw_head["index"], "chars": raw_head["chars"]}, shard
+               "source_index": raw_head["index"], "chars": raw_head["chars"]}, shard, prompt_digest
+
+
+def write_merged(records: Iterable[tuple[dict, bytes, bytes]], merged: Path, record_index: Path,
+                 stats: RecordStats) -> dict[str, int]:
+    """Write the merge_lines() ``records`` to the merged file and its record index, counting them in ``stats``;
+    return how many records of each source were written."""
+    per_source: dict[str, int] = {}
+    records = iter(records)
+    with RecordIndexWriter(record_index) as index, atomic_file(merged) as stream:
+        while chunk := list(itertools.islice(records, WRITE_CHUNK_LINES)):
+            lines = [join_record_line(head, shard) for head, shard, _ in chunk]
+            stream.write(b"".join(lines))
+            categories = [CATEGORY_CODES[head["category"]] for head, _, _ in chunk]
+            chars = [head["chars"] for head, _, _ in chunk]
+            stats.add(categories, chars)
+            index.add(lines, [shard for _, shard, _ in chunk], categories, chars, [prompt for _, _, prompt in chunk])
+            for head, _, _ in chunk:
+                per_source[head["source"]] = per_source.get(head["source"], 0) + 1
+    return per_source
 
 
 def read_manifest(raw_dir: Path) -> dict:
@@ -96,8 +119,8 @@ def read_manifest(raw_dir: Path) -> dict:
 
 
 def main(argv: Sequence[str]) -> None:
-    params_path, raw_dir, merged_out, provenance_out, metrics_out = expect_args(
-        argv, ("PARAMS", "RAW_DIR", "MERGED_OUT", "PROVENANCE_OUT", "METRICS_OUT"), "src.merge")
+    params_path, raw_dir, merged_out, record_index_out, provenance_out, metrics_out = expect_args(
+        argv, ("PARAMS", "RAW_DIR", "MERGED_OUT", "RECORD_INDEX_OUT", "PROVENANCE_OUT", "METRICS_OUT"), "src.merge")
     all_params = load_params(Path(params_path))
     params = all_params.merge
     near_duplicates = all_params.near_duplicates if params.drop_near_duplicates else None
@@ -108,25 +131,17 @@ def main(argv: Sequence[str]) -> None:
             raise DatasetError(f"{path}: missing; run the raw stage (dvc repro raw)")
     counts = DuplicateCounts()
     stats = RecordStats()
-    per_source = {name: 0 for name in raw_files}
-    with atomic_file(Path(merged_out)) as stream, line_progress(raw_files.values(), "merge") as bar:
+    with line_progress(raw_files.values(), "merge") as bar:
         sources = ((name, counted_lines(iter_lines(path), bar)) for name, path in raw_files.items())
-        pending: list[bytes] = []
-        for head, shard in merge_lines(sources, params.drop_duplicates, counts, near_duplicates):
-            pending.append(join_record_line(head, shard))
-            if len(pending) >= WRITE_CHUNK_LINES:
-                stream.write(b"".join(pending))
-                pending = []
-            stats.add(head["category"], head["chars"])
-            per_source[head["source"]] += 1
-        stream.write(b"".join(pending))
+        per_source = write_merged(merge_lines(sources, params.drop_duplicates, counts, near_duplicates),
+                                  Path(merged_out), Path(record_index_out), stats)
     write_json(Path(provenance_out), {
-        "sources": {name: {**source, "kept": per_source[name]} for name, source in manifest.items()},
+        "sources": {name: {**source, "kept": per_source.get(name, 0)} for name, source in manifest.items()},
         "merge": {"drop_duplicates": params.drop_duplicates, "drop_near_duplicates": params.drop_near_duplicates},
     })
     write_json(Path(metrics_out), {
         **stats.summary(),
-        "sources": per_source,
+        "sources": {name: per_source.get(name, 0) for name in manifest},
         "duplicates": {"exact": counts.exact, "same_prompt": counts.same_prompt, "dropped": counts.dropped,
                        "near_dropped": counts.near_dropped},
     })

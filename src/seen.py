@@ -53,10 +53,12 @@ class SeenSet(ScratchTables):
         self._db.execute("CREATE TABLE seen (digest BLOB PRIMARY KEY) WITHOUT ROWID")
 
     def add_all(self, keys: Sequence[bytes]) -> list[bool]:
-        """Add the digests of ``keys``; per key, in order, whether it was new (not added before, nor earlier in
-        ``keys``). One lookup and one insert per batch rather than one statement per key (merge at 1M records:
-        about 10% faster)."""
-        digests = [digest(key) for key in keys]
+        """Add ``keys``; per key, in order, whether it was new (not added before, nor earlier in ``keys``)."""
+        return self.add_digests([digest(key) for key in keys])
+
+    def add_digests(self, digests: Sequence[bytes]) -> list[bool]:
+        """add_all() for keys whose digest() the caller has already. One lookup and one insert per batch rather
+        than one statement per key (merge at 1M records: about 10% faster)."""
         seen = {found for (found,) in self.select_in("SELECT digest FROM seen WHERE digest IN",
                                                      list(dict.fromkeys(digests)))}
         new = []

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Self
 
+import numpy as np
+
 from .contamination import ContaminationTally, EvalSet
-from .jsonl import prompt_bytes
+from .jsonl import read_prompts
 from .leakage import LeakageTally, leakage_rows
 from .params import NearDuplicateParams
 from .schema import CATEGORIES
 from .stats import LENGTH_BINS, RecordStats, length_label
 
-# Records whose texts are hashed at a time (leakage, contamination): n-gram hashing holds about 24 bytes per
-# character of the chunk, so a chunk this size keeps the split's peak memory low and flat.
+# Records whose texts are hashed at a time (contamination): n-gram hashing holds about 24 bytes per character of
+# the chunk, so a chunk this size keeps the split's peak memory low and flat.
 TEXT_CHUNK_RECORDS = 2048
 
 
@@ -47,18 +51,20 @@ class Summary:
 class ShardTally:
     """Per-shard statistics, prompts and contamination of the records as they are written."""
 
-    def __init__(self, shard_count: int, near_duplicates: NearDuplicateParams | None = None,
-                 eval_set: EvalSet | None = None) -> None:
+    def __init__(self, shard_count: int, merged: Path, records: int,
+                 near_duplicates: NearDuplicateParams | None = None, eval_set: EvalSet | None = None) -> None:
+        """``merged``: the merged file (prompts are read back from it); ``records``: about how many it holds."""
         self.stats = RecordStats(shard_count)
-        self.leakage = LeakageTally(near_duplicates or NearDuplicateParams(), TEXT_CHUNK_RECORDS)
+        self.leakage = LeakageTally(near_duplicates or NearDuplicateParams(), partial(read_prompts, merged), records)
         self.contamination = ContaminationTally(eval_set or EvalSet.none(), shard_count, TEXT_CHUNK_RECORDS)
 
-    def add(self, shard: int, head: dict, shard_line: bytes) -> None:
-        """Count one record of shard number ``shard`` (0-based): its record line's ``head`` and its shard line."""
-        self.stats.add(head["category"], head["chars"], shard)
-        record = int(head["index"])
-        self.leakage.add(shard, record, prompt_bytes(shard_line))
-        self.contamination.add(shard, record, shard_line)
+    def add(self, shard: int, records: np.ndarray, rows: np.ndarray, shard_lines: bytes) -> None:
+        """Count merged records ``records`` of shard number ``shard`` (0-based): their record index ``rows``
+        (src/record_index.py) and their shard lines, one after another."""
+        self.stats.add(rows["category"], rows["chars"], shard)
+        self.leakage.add(shard, records, rows["offset"], rows["prompt"])
+        if self.contamination.active:
+            self.contamination.add(shard, records.tolist(), shard_lines.split(b"\n")[:-1])
 
     def close(self) -> None:
         self.leakage.close()

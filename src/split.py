@@ -1,7 +1,7 @@
 """Stage split (the "split-4"): cut the merged records into the shards of params.yaml.
 
-Usage: python3 -m src.split PARAMS DVC_YAML MERGED PROVENANCE SHARD_PATH CARD METRICS SHARDS_TABLE CATEGORIES_TABLE
-                            LENGTHS_TABLE LEAKAGE_TABLE CONTAMINATION_TABLE
+Usage: python3 -m src.split PARAMS DVC_YAML MERGED RECORD_INDEX PROVENANCE SHARD_PATH CARD METRICS SHARDS_TABLE
+                            CATEGORIES_TABLE LENGTHS_TABLE LEAKAGE_TABLE CONTAMINATION_TABLE
 SHARD_PATH names every shard file, with {shard} standing for the shard's name (K_of_N); all shards go to its
 directory, which is replaced whole, so it holds exactly the shards params.yaml defines, and CARD, the dataset
 card (src/card.py), in the same directory. The ranges are checked
@@ -17,25 +17,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+from tqdm import tqdm
 
 from .card import render_card
 from .contamination import load_eval_set
 from .errors import DatasetError, expect_args, run_cli
-from .jsonl import atomic_directory, iter_lines, split_record_line, write_json
+from .jsonl import atomic_directory, cut_shard_lines, write_json
 from .params import SplitParams, load_params
-from .progress import counted_lines, line_progress
-from .schema import CATEGORIES, CATEGORY_CODES
+from .progress import line_progress
+from .record_index import RecordIndex
+from .schema import CATEGORIES
 from .shard_stats import ShardFile, ShardTally
 from .stages import check_declared, stage_deps
 from .strategies import shuffled_order, stratified_order
 
 SHARD_PLACEHOLDER = "{shard}"
-WRITE_CHUNK_LINES = 4096
+CHUNK_RECORDS = 4096  # records read, cut and written at a time
+CATEGORY_CHUNK_ROWS = 1 << 16
+WRITES_QUEUED = 4  # chunks waiting for the writer thread at most (bounds memory)
 
 
 def shard_path_parts(shard_path: str) -> tuple[Path, str]:
@@ -46,117 +53,202 @@ def shard_path_parts(shard_path: str) -> tuple[Path, str]:
     return path.parent, path.name
 
 
-class _OpenShard:
-    """One shard being written: lines go out in chunks, hashed as they go."""
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive records of the laid-out order: their record lines, one after another in ``block`` (line i is
+    block[starts[i]:ends[i]]), their merged indices and their record index rows (src/record_index.py)."""
 
-    def __init__(self, stream: BinaryIO) -> None:
-        self.stream = stream
-        self.pending: list[bytes] = []
-        self.md5 = hashlib.md5()
-        self.records = 0
-        self.bytes = 0
-
-    def write(self, line: bytes) -> None:
-        self.pending.append(line)
-        if len(self.pending) >= WRITE_CHUNK_LINES:
-            self.flush()
-
-    def flush(self) -> None:
-        chunk = b"".join(self.pending)
-        self.stream.write(chunk)
-        self.md5.update(chunk)
-        self.records += len(self.pending)
-        self.bytes += len(chunk)
-        self.pending = []
+    block: bytearray
+    starts: np.ndarray
+    ends: np.ndarray
+    records: np.ndarray
+    rows: np.ndarray
 
 
-def write_shards(lines: Iterable[bytes], split: SplitParams, directory: Path, file_name: str,
+class _ShardWriter:
+    """Writes and hashes shard files on a second thread (file writes and md5 release the GIL, so they overlap with
+    the cutting of the next chunk), in submission order, a few chunks behind at most."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self._paths = paths
+        self._streams: dict[int, BinaryIO] = {}
+        self.md5 = [hashlib.md5() for _ in paths]
+        self.bytes = [0] * len(paths)
+        self._thread = ThreadPoolExecutor(max_workers=1)
+        self._queued: deque[Future[None]] = deque()
+
+    def write(self, number: int, data: bytes) -> None:
+        self._queued.append(self._thread.submit(self._write, number, data))
+        while len(self._queued) > WRITES_QUEUED:
+            self._queued.popleft().result()
+
+    def _write(self, number: int, data: bytes) -> None:
+        if number not in self._streams:
+            for stream in self._streams.values():
+                stream.close()
+            self._streams = {number: self._paths[number].open("wb")}
+        self._streams[number].write(data)
+        self.md5[number].update(data)
+        self.bytes[number] += len(data)
+
+    def close(self) -> None:
+        """Wait for every write (raising the first failure) and close the files."""
+        try:
+            while self._queued:
+                self._queued.popleft().result()
+        finally:
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Stop after the writes under way, without waiting for their outcome (the run is failing already)."""
+        self._thread.shutdown(cancel_futures=True)
+        for stream in self._streams.values():
+            stream.close()
+
+
+def write_shards(chunks: Iterable[Chunk], split: SplitParams, directory: Path, file_name: str,
                  tally: ShardTally) -> list[ShardFile]:
-    """Write every shard of ``split`` from the merged ``lines`` into ``directory``; return what was written.
+    """Write every shard of ``split`` from the laid-out ``chunks`` into ``directory``; return what was written.
 
-    Ranges are ordered and disjoint, so one shard is open at a time.
+    Ranges are ordered and disjoint: each chunk is cut where shards start and stop, so records between shards
+    (allow_gaps) are passed over.
     """
-    written: list[ShardFile] = []
-    records = 0
-    for number, shard in enumerate(split.shards):
-        with (directory / file_name.replace(SHARD_PLACEHOLDER, shard.name)).open("wb") as stream:
-            out = _OpenShard(stream)
-            for line in lines:
-                records += 1
-                if records <= shard.start:
-                    continue
-                head, shard_line = split_record_line(line)
-                out.write(shard_line)
-                tally.add(number, head, shard_line)
-                if records == shard.stop:
+    paths = [directory / file_name.replace(SHARD_PLACEHOLDER, shard.name) for shard in split.shards]
+    records = [0] * len(paths)
+    writer = _ShardWriter(paths)
+    position = number = 0
+    try:
+        for chunk in chunks:
+            end = position + len(chunk.records)
+            while number < len(split.shards) and split.shards[number].start < end:
+                shard = split.shards[number]
+                first, last = max(shard.start, position) - position, min(shard.stop, end) - position
+                rows = chunk.rows[first:last]
+                shard_lines = cut_shard_lines(chunk.block, chunk.starts[first:last] + rows["head"],
+                                              chunk.ends[first:last])
+                writer.write(number, shard_lines)
+                tally.add(number, chunk.records[first:last], rows, shard_lines)
+                records[number] += last - first
+                if shard.stop > end:
                     break
-            out.flush()
-        written.append(ShardFile(shard.name, shard.start, shard.stop, out.records, out.bytes, out.md5.hexdigest()))
-    split.check_records(records + sum(1 for _ in lines))
-    return written
+                number += 1
+            position = end
+    except BaseException:
+        writer.abandon()
+        raise
+    writer.close()
+    split.check_records(position)
+    return [ShardFile(shard.name, shard.start, shard.stop, records[number], writer.bytes[number],
+                      writer.md5[number].hexdigest()) for number, shard in enumerate(split.shards)]
 
 
-def index_records(merged: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(byte offset, category code) of every record of the merged file."""
-    offsets: list[int] = []
-    codes: list[int] = []
-    position = 0
-    for line in iter_lines(merged):
-        offsets.append(position)
-        codes.append(CATEGORY_CODES[split_record_line(line)[0]["category"]])
-        position += len(line)
-    return np.array(offsets, dtype=np.int64), np.array(codes, dtype=np.int8)
+def _checked(merged: Path, block: bytearray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray) -> None:
+    """Refuse a block whose lines are not where the record index says (a merged file edited or replaced alone)."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    cuts = starts + rows["head"]
+    if (np.any(cuts + 1 >= ends) or np.any(data[ends - 1] != ord("\n")) or np.any(data[cuts] != ord(","))
+            or np.any(data[cuts + 1] != ord(" "))):
+        raise DatasetError(f"{merged}: does not match its record index; run the merge stage again "
+                           "(dvc repro -f merge)")
 
 
-def read_in_order(merged: Path, offsets: np.ndarray, order: np.ndarray) -> Iterator[bytes]:
+def merged_chunks(merged: Path, index: RecordIndex) -> Iterator[Chunk]:
+    """The merged records in merged order, CHUNK_RECORDS at a time."""
+    size = merged.stat().st_size
     with merged.open("rb") as stream:
-        for index in order:
-            stream.seek(offsets[index])
-            yield stream.readline()
+        for start in range(0, index.records, CHUNK_RECORDS):
+            stop = min(start + CHUNK_RECORDS, index.records)
+            rows = index.rows(start, min(stop + 1, index.records))
+            offsets = rows["offset"].astype(np.int64)
+            ends = np.append(offsets[1:], size) if stop == index.records else offsets[1:]
+            rows = rows[:stop - start]
+            stream.seek(int(offsets[0]))
+            block = bytearray(int(ends[-1] - offsets[0]))
+            if stream.readinto(block) != len(block):
+                raise DatasetError(f"{merged}: shorter than its record index says; run the merge stage again "
+                                   "(dvc repro -f merge)")
+            starts = offsets[:stop - start] - offsets[0]
+            ends = ends - offsets[0]
+            _checked(merged, block, starts, ends, rows)
+            yield Chunk(block, starts, ends, np.arange(start, stop), rows)
 
 
-def laid_out(merged: Path, split: SplitParams) -> Iterator[bytes]:
-    """The merged records' lines in the order of split.strategy."""
+def chunks_in_order(merged: Path, index: RecordIndex, order: np.ndarray) -> Iterator[Chunk]:
+    """The merged records in ``order``, CHUNK_RECORDS at a time."""
+    with merged.open("rb") as stream:
+        for start in range(0, len(order), CHUNK_RECORDS):
+            records = order[start:start + CHUNK_RECORDS]
+            rows = index.select(records.tolist())
+            lines = []
+            for offset in rows["offset"].tolist():
+                stream.seek(offset)
+                lines.append(stream.readline())
+            ends = np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)))
+            block = bytearray(b"".join(lines))
+            starts = ends - np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
+            _checked(merged, block, starts, ends, rows)
+            yield Chunk(block, starts, ends, records, rows)
+
+
+def laid_out(merged: Path, index: RecordIndex, split: SplitParams) -> Iterator[Chunk]:
+    """The merged records in the order of split.strategy, a chunk at a time."""
+    split.check_records(index.records)
     if split.strategy == "contiguous":
-        return iter_lines(merged)
-    offsets, categories = index_records(merged)
-    split.check_records(len(offsets))
+        return merged_chunks(merged, index)
+    categories = np.concatenate([np.zeros(0, dtype=np.uint8),
+                                 *(rows["category"] for rows in index.chunks(CATEGORY_CHUNK_ROWS))])
     if split.strategy == "stratified":
         order = stratified_order(categories, [(shard.start, shard.stop) for shard in split.shards], len(CATEGORIES))
     else:
-        order = shuffled_order(len(offsets), split.seed)
-    return read_in_order(merged, offsets, order)
+        order = shuffled_order(index.records, split.seed)
+    return chunks_in_order(merged, index, order)
+
+
+def counted_chunks(chunks: Iterable[Chunk], bar: tqdm) -> Iterator[Chunk]:
+    """``chunks``, advancing the progress ``bar`` by their bytes and showing the record count."""
+    count = 0
+    for chunk in chunks:
+        count += len(chunk.records)
+        bar.update(len(chunk.block))
+        bar.set_postfix_str(f"{count:,} records", refresh=False)
+        yield chunk
 
 
 def main(argv: Sequence[str]) -> None:
-    (params_path, dvc_yaml, merged, provenance_path, shard_path, card_path, metrics_out, shards_table,
+    (params_path, dvc_yaml, merged, record_index, provenance_path, shard_path, card_path, metrics_out, shards_table,
      categories_table, lengths_table, leakage_table, contamination_table) = expect_args(
-        argv, ("PARAMS", "DVC_YAML", "MERGED", "PROVENANCE", "SHARD_PATH", "CARD", "METRICS", "SHARDS_TABLE",
-               "CATEGORIES_TABLE", "LENGTHS_TABLE", "LEAKAGE_TABLE", "CONTAMINATION_TABLE"), "src.split")
+        argv, ("PARAMS", "DVC_YAML", "MERGED", "RECORD_INDEX", "PROVENANCE", "SHARD_PATH", "CARD", "METRICS",
+               "SHARDS_TABLE", "CATEGORIES_TABLE", "LENGTHS_TABLE", "LEAKAGE_TABLE", "CONTAMINATION_TABLE"),
+        "src.split")
     params = load_params(Path(params_path))
     check_declared("split", {f"contamination.eval.{name}": path for name, path in params.contamination.eval_files},
                    stage_deps(Path(dvc_yaml), "split"))
     directory, file_name = shard_path_parts(shard_path)
     if Path(card_path).parent != directory:
         raise DatasetError(f"{card_path}: the dataset card goes in the shard directory {directory}")
-    for path in (merged, provenance_path):
+    for path in (merged, record_index, provenance_path):
         if not Path(path).is_file():
             raise DatasetError(f"{path}: missing; run the merge stage (dvc repro merge)")
     provenance = json.loads(Path(provenance_path).read_text(encoding="utf-8"))
-    split = params.split.for_records(sum(source["kept"] for source in provenance["sources"].values()))
     eval_set = load_eval_set(params.contamination)
-    with ShardTally(split.count, params.near_duplicates, eval_set) as tally, atomic_directory(directory) as staging, \
-            line_progress([Path(merged)], "split") as bar:
-        lines = counted_lines(laid_out(Path(merged), split), bar)
-        written = write_shards(lines, split, staging, file_name, tally)
-        summary = tally.summary(written)
-        card = render_card(params.card, split, provenance, summary.tables["shards"], summary.tables["categories"],
-                           file_name, SHARD_PLACEHOLDER)
-        (staging / Path(card_path).name).write_text(card, encoding="utf-8")
+    with RecordIndex(Path(record_index)) as index:
+        if index.records != sum(source["kept"] for source in provenance["sources"].values()):
+            raise DatasetError(f"{record_index}: does not match {provenance_path}; run the merge stage again "
+                               "(dvc repro -f merge)")
+        split = params.split.for_records(index.records)
+        with ShardTally(split.count, Path(merged), index.records, params.near_duplicates, eval_set) as tally, \
+                atomic_directory(directory) as staging, line_progress([Path(merged)], "split") as bar:
+            written = write_shards(counted_chunks(laid_out(Path(merged), index, split), bar), split, staging,
+                                   file_name, tally)
+            summary = tally.summary(written)
+            card = render_card(params.card, split, provenance, summary.tables["shards"],
+                               summary.tables["categories"], file_name, SHARD_PLACEHOLDER)
+            (staging / Path(card_path).name).write_text(card, encoding="utf-8")
     write_json(Path(metrics_out), {**summary.headline, "strategy": split.strategy, "seed": split.seed})
     for path, name in ((shards_table, "shards"), (categories_table, "categories"), (lengths_table, "lengths"),
                        (leakage_table, "leakage"), (contamination_table, "contamination")):
         write_json(Path(path), summary.tables[name])
+
 
 if __name__ == "__main__":
     raise SystemExit(run_cli(main))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .schema import CATEGORIES, CATEGORY_CODES
+from .schema import CATEGORIES
 
 TEXT_FIELDS = ("instruction", "input", "output")
 CHUNK_RECORDS = 10_000
@@ -27,24 +27,30 @@ class RecordStats:
     """Per group: records, category counts, characters per text field, records with input, length bins."""
 
     def __init__(self, groups: int = 1) -> None:
-        self._pending: list[tuple[int, int, int, int, int]] = []
+        self._pending: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self._pending_records = 0
         self.categories = np.zeros((groups, len(CATEGORIES)), dtype=np.int64)
         self.chars = np.zeros((groups, len(TEXT_FIELDS)), dtype=np.int64)
         self.with_input = np.zeros(groups, dtype=np.int64)
         self.lengths = np.zeros((groups, len(LENGTH_BINS)), dtype=np.int64)
 
-    def add(self, category: str, chars: Sequence[int], group: int = 0) -> None:
-        """Count one record of ``category`` whose instruction, input and output have ``chars`` characters."""
-        self._pending.append((group, CATEGORY_CODES[category], chars[0], chars[1], chars[2]))
-        if len(self._pending) >= CHUNK_RECORDS:
+    def add(self, categories: Sequence[int] | np.ndarray, chars: Sequence[Sequence[int]] | np.ndarray,
+            group: int = 0) -> None:
+        """Count records of group ``group``: their ``categories`` (src/schema.py CATEGORY_CODES) and the characters
+        of their instruction, input and output (``chars``, three per record)."""
+        codes = np.asarray(categories, dtype=np.int64)
+        self._pending.append((group, codes, np.asarray(chars, dtype=np.int64).reshape(len(codes), len(TEXT_FIELDS))))
+        self._pending_records += len(codes)
+        if self._pending_records >= CHUNK_RECORDS:
             self.flush()
 
     def flush(self) -> None:
         if not self._pending:
             return
-        rows = np.array(self._pending, dtype=np.int64)
-        self._pending = []
-        groups, codes, chars = rows[:, 0], rows[:, 1], rows[:, 2:]
+        groups = np.concatenate([np.full(len(codes), group, dtype=np.int64) for group, codes, _ in self._pending])
+        codes = np.concatenate([codes for _, codes, _ in self._pending])
+        chars = np.concatenate([chars for _, _, chars in self._pending])
+        self._pending, self._pending_records = [], 0
         count = len(self.with_input)
         self.categories += np.bincount(groups * len(CATEGORIES) + codes,
                                        minlength=count * len(CATEGORIES)).reshape(count, -1)

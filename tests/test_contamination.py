@@ -51,14 +51,14 @@ def test_records_are_flagged_by_instruction_or_output_per_shard(tmp_path: Path) 
                (1, 3, {"instruction": "山は？", "input": "", "output": "富士山"})]
     tally = ContaminationTally(eval_set, 2, chunk_records=3)
     for shard, record, fields in records:
-        tally.add(shard, record, shard_line(fields))
+        tally.add(shard, [record], [shard_line(fields)])
     tally.flush()
     assert tally.records == [[0], [2]]
 
 
 def test_without_eval_files_nothing_is_read_or_flagged() -> None:
     tally = ContaminationTally(EvalSet.none(), 1, chunk_records=1)
-    tally.add(0, 0, shard_line({"instruction": QUESTION, "input": "", "output": QUESTION}))
+    tally.add(0, [0], [shard_line({"instruction": QUESTION, "input": "", "output": QUESTION})])
     tally.flush()
     assert tally.records == [[]]
 

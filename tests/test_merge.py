@@ -4,13 +4,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from src.jsonl import shard_line
+from src.jsonl import prompt_bytes, shard_line
 from src.merge import DuplicateCounts, main, merge_lines
 from src.params import NearDuplicateParams
 from src.raw import raw_line
-from src.schema import RAW_MANIFEST
+from src.schema import CATEGORIES, RAW_MANIFEST
+from src.seen import digest
 from tests.project import PROJECT_ROOT
 
 PROJECT_PARAMS = PROJECT_ROOT / "params.yaml"
@@ -35,7 +37,7 @@ def test_merge_renumbers_keeps_provenance_and_counts_duplicates(drop: bool, kept
         ({"index": str(number), "category": originals[position][1]["category"], "source": originals[position][0],
           "source_index": originals[position][1]["index"],
           "chars": [len(originals[position][1][k]) for k in ("instruction", "input", "output")]},
-         shard_line(originals[position][1]))
+         shard_line(originals[position][1]), digest(prompt_bytes(shard_line(originals[position][1]))))
         for number, position in enumerate(kept)
     ]
     # "c" and "0" repeat "a"'s shard line; "1" repeats only its prompt.
@@ -55,7 +57,8 @@ def test_merge_stage_writes_merged_lines_and_metrics(tmp_path: Path) -> None:
                                                                          "drop_duplicates: true"))
     merged, metrics = tmp_path / "merged" / "m.jsonl", tmp_path / "metrics" / "merge.json"
     provenance = tmp_path / "merged" / "sources.json"
-    main([str(params), str(raw), str(merged), str(provenance), str(metrics)])
+    record_index = tmp_path / "merged" / "records.npy"
+    main([str(params), str(raw), str(merged), str(record_index), str(provenance), str(metrics)])
     # What the sources were and how many records of each the merge kept, for the dataset card.
     assert json.loads(provenance.read_text()) == {
         "sources": {"base": {**manifest["base"], "kept": 2}, "additions": {**manifest["additions"], "kept": 2}},
@@ -66,6 +69,14 @@ def test_merge_stage_writes_merged_lines_and_metrics(tmp_path: Path) -> None:
     assert lines[0] == ('{"index":"0","category":"open_qa","source":"base","source_index":"a","chars":[3,0,3], '
                         '"instruction": "山は？", "input": "", "output": "富士山"}\n').encode()
     assert [json.loads(line)["source_index"] for line in lines] == ["a", "b", "1", "2"]
+    # The record index: per line, where it starts and where its shard fields start, and what the split counts.
+    rows = np.load(record_index)
+    assert rows["offset"].tolist() == [sum(map(len, lines[:n])) for n in range(4)]
+    for line, row in zip(lines, rows, strict=True):
+        fields = json.loads(line)
+        assert line[row["head"]:].startswith(b', "instruction": ')
+        assert (CATEGORIES[row["category"]], row["chars"].tolist()) == (fields["category"], fields["chars"])
+        assert row["prompt"].tobytes() == digest(prompt_bytes(shard_line(fields)))
     summary = json.loads(metrics.read_text())
     assert summary["records"] == 4
     assert summary["sources"] == {"base": 2, "additions": 2}
@@ -89,8 +100,8 @@ def test_near_duplicates_of_earlier_kept_records_are_dropped_when_asked(drop_dup
                                                                         counts: DuplicateCounts) -> None:
     found = DuplicateCounts()
     merged = list(merge_lines([("s", map(raw_line, NEAR))], drop_duplicates, found, NearDuplicateParams()))
-    assert [head["source_index"] for head, _ in merged] == kept
-    assert [head["index"] for head, _ in merged] == ["0", "1"]
+    assert [head["source_index"] for head, _, _ in merged] == kept
+    assert [head["index"] for head, _, _ in merged] == ["0", "1"]
     assert found == counts
 
 

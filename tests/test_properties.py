@@ -20,15 +20,18 @@ from hypothesis import strategies as st
 
 from src import records as records_module
 from src.errors import DatasetError
-from src.jsonl import join_record_line, prompt_bytes, shard_line
-from src.merge import DuplicateCounts, merge_lines
+from src.jsonl import prompt_bytes, shard_line
+from src.merge import DuplicateCounts, merge_lines, write_merged
 from src.params import MergeParams, RawParams, SplitParams, even_ranges, parse_params_text
 from src.raw import raw_line
+from src.record_index import RecordIndex
 from src.records import iter_source_file, iter_validated
 from src.schema import CATEGORIES
-from src.seen import SeenSet
+from src.seen import SeenSet, digest
 from src.shard_stats import ShardTally
+from src.split import laid_out
 from src.split import write_shards as split_write_shards
+from src.stats import RecordStats
 
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=None)
 FEW = settings(max_examples=60, deadline=None, derandomize=True, database=None)
@@ -89,13 +92,18 @@ def contiguous_ranges(data: st.DataObject, records: int) -> list[tuple[int, int]
 
 
 def write_shards(merged: list[dict], split: SplitParams) -> list[bytes]:
-    """The shards the split stage writes from these merged records (merged lines as the merge stage writes them)."""
-    lines = iter([join_record_line({"index": r["index"], "category": r["category"],
-                                    "chars": [len(r[k]) for k in ("instruction", "input", "output")]},
-                                   shard_line(r)) for r in merged])
-    with tempfile.TemporaryDirectory() as directory, ShardTally(split.count) as tally:
-        split_write_shards(lines, split, Path(directory), "x-{shard}.jsonl", tally)
-        return [(Path(directory) / f"x-{shard.name}.jsonl").read_bytes() for shard in split.shards]
+    """The shards the split stage writes from these merged records (the merged file and record index written as
+    the merge stage writes them)."""
+    records = [({"index": r["index"], "category": r["category"], "source": "s", "source_index": r["index"],
+                 "chars": [len(r[k]) for k in ("instruction", "input", "output")]},
+                shard_line(r), digest(prompt_bytes(shard_line(r)))) for r in merged]
+    with tempfile.TemporaryDirectory() as directory:
+        work = Path(directory)
+        write_merged(records, work / "merged.jsonl", work / "records.npy", RecordStats())
+        with RecordIndex(work / "records.npy") as index, \
+                ShardTally(split.count, work / "merged.jsonl", index.records) as tally:
+            split_write_shards(laid_out(work / "merged.jsonl", index, split), split, work, "x-{shard}.jsonl", tally)
+        return [(work / f"x-{shard.name}.jsonl").read_bytes() for shard in split.shards]
 
 
 @SETTINGS
@@ -105,7 +113,7 @@ def test_every_merged_record_lands_in_exactly_one_shard_in_order(sources, copies
     sources = with_copies(sources, copies)
     counts = DuplicateCounts()
     raw_sources = [(name, [raw_line(r) for r in records]) for name, records in sources]
-    merged = [{**head, **json.loads(shard)} for head, shard in merge_lines(raw_sources, drop_duplicates, counts)]
+    merged = [{**head, **json.loads(shard)} for head, shard, _ in merge_lines(raw_sources, drop_duplicates, counts)]
     assert all(m["chars"] == [len(m["instruction"]), len(m["input"]), len(m["output"])] for m in merged)
 
     # The merge keeps every record (or the first of each exact duplicate), in source order, renumbered.

@@ -6,11 +6,15 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from src.errors import run_cli
-from src.jsonl import join_record_line, shard_line
+from src.jsonl import join_record_line, prompt_bytes, shard_line
+from src.merge import write_merged
+from src.seen import digest
 from src.split import main
+from src.stats import RecordStats
 
 PARAMS = """
 raw: {sources: {s: {sample: {records: 10}}}}
@@ -52,11 +56,16 @@ def reference_line(n: int) -> bytes:
                        ensure_ascii=False) + "\n").encode("utf-8")
 
 
+def write_merged_records(work: Path, records: list[dict]) -> None:
+    """merged.jsonl and records.npy, as the merge stage writes them."""
+    write_merged([(merged_head(r), shard_line(r), digest(prompt_bytes(shard_line(r)))) for r in records],
+                 work / "merged.jsonl", work / "records.npy", RecordStats())
+
+
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
     (tmp_path / "sources.json").write_text(json.dumps(PROVENANCE))
-    (tmp_path / "merged.jsonl").write_bytes(b"".join(join_record_line(merged_head(record(n)), shard_line(record(n)))
-                                                     for n in range(10)))
+    write_merged_records(tmp_path, [record(n) for n in range(10)])
     return tmp_path
 
 
@@ -67,7 +76,7 @@ def run_split(work: Path, stop: int = 10, allow_gaps: bool = False, shard_path: 
     (work / "dvc.yaml").write_text(json.dumps({"stages": {"split": {"cmd": "x", "deps": ["merged.jsonl", *deps]}}}))
     card = Path(shard_path).parent / "README.md"
     return run_cli(main, [str(work / "params.yaml"), str(work / "dvc.yaml"), str(work / "merged.jsonl"),
-                          str(work / "sources.json"), str(work / shard_path), str(work / card),
+                          str(work / "records.npy"), str(work / "sources.json"), str(work / shard_path), str(work / card),
                           *(str(work / name) for name in OUTPUTS)])
 
 
@@ -125,7 +134,8 @@ def test_ranges_are_checked_against_the_merged_data_and_nothing_is_left(work: Pa
                                                                          message: str) -> None:
     assert run_split(work, stop) == 1
     assert capsys.readouterr().err == message + "\n"
-    assert sorted(p.name for p in work.iterdir()) == ["dvc.yaml", "merged.jsonl", "params.yaml", "sources.json"]
+    assert sorted(p.name for p in work.iterdir()) == ["dvc.yaml", "merged.jsonl", "params.yaml", "records.npy",
+                                                      "sources.json"]
 
 
 def test_a_refused_sharding_keeps_the_previous_shards(work: Path, capsys) -> None:
@@ -161,6 +171,45 @@ def test_a_missing_merged_file_says_which_stage_to_run(work: Path, capsys) -> No
     assert run_split(work) == 1
     assert capsys.readouterr().err == (f"error: {work / 'merged.jsonl'}: missing; run the merge stage "
                                        "(dvc repro merge)\n")
+
+
+@pytest.mark.parametrize("strategy", ["contiguous", "shuffle"])
+@pytest.mark.parametrize("edit", ["merged", "index"])
+def test_a_merged_file_and_record_index_that_disagree_are_refused(work: Path, capsys, strategy: str,
+                                                                    edit: str) -> None:
+    """Each is a DVC output of the merge; a hand edit of one alone is caught before any shard is kept."""
+    if edit == "merged":  # one character more in record 2's head shifts every later line
+        merged = work / "merged.jsonl"
+        merged.write_bytes(merged.read_bytes().replace(b'"source_index":"2"', b'"source_index":"22"'))
+    else:  # the index of other records (one instruction longer) with the same count
+        write_merged_records(work, [{**record(n), "instruction": record(n)["instruction"] + "?"} for n in range(10)])
+        (work / "merged.jsonl").write_bytes(b"".join(
+            join_record_line(merged_head(record(n)), shard_line(record(n))) for n in range(10)))
+    assert run_split(work, strategy=strategy) == 1
+    assert capsys.readouterr().err == (f"error: {work / 'merged.jsonl'}: does not match its record index; run the "
+                                       "merge stage again (dvc repro -f merge)\n")
+    assert not (work / "shards").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not numpy", "{path}: not a record index; run the merge stage again (dvc repro -f merge)"),
+    (None, "{path}: a record index of another layout; run the merge stage again (dvc repro -f merge)"),
+])
+def test_a_record_index_that_is_not_ours_is_refused(work: Path, capsys, content: bytes | None, message: str) -> None:
+    path = work / "records.npy"
+    if content is None:
+        np.save(path, np.arange(10))
+    else:
+        path.write_bytes(content)
+    assert run_split(work) == 1
+    assert capsys.readouterr().err == "error: " + message.format(path=path) + "\n"
+
+
+def test_a_record_index_of_another_record_count_is_refused(work: Path, capsys) -> None:
+    write_merged_records(work, [record(n) for n in range(9)])
+    assert run_split(work) == 1
+    assert capsys.readouterr().err == (f"error: {work / 'records.npy'}: does not match {work / 'sources.json'}; run "
+                                       "the merge stage again (dvc repro -f merge)\n")
 
 
 @pytest.mark.parametrize("strategy, order", [

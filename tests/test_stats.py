@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from src import stats
-from src.schema import CATEGORIES
+from src.schema import CATEGORIES, CATEGORY_CODES
 from src.stats import RecordStats
 
 
@@ -12,8 +12,8 @@ from src.stats import RecordStats
 def test_stats_are_the_same_whatever_the_chunk_size(monkeypatch, chunk: int) -> None:
     monkeypatch.setattr(stats, "CHUNK_RECORDS", chunk)
     accumulator = RecordStats()
-    for category, chars in (("open_qa", (1, 0, 3)), ("closed_qa", (2, 2, 1)), ("open_qa", (1, 0, 5))):
-        accumulator.add(category, chars)
+    accumulator.add([CATEGORY_CODES["open_qa"]], [(1, 0, 3)])
+    accumulator.add([CATEGORY_CODES["closed_qa"], CATEGORY_CODES["open_qa"]], [(2, 2, 1), (1, 0, 5)])
     assert accumulator.summary() == {
         "records": 3,
         "with_input": 1,
@@ -29,9 +29,9 @@ def test_empty_stats() -> None:
 
 def test_groups_are_counted_apart_with_length_bins() -> None:
     accumulator = RecordStats(groups=2)
-    accumulator.add("open_qa", (10, 0, 39), group=1)   # 49 characters: the first bin
-    accumulator.add("summarization", (10, 30, 10), group=1)  # 50: the second
-    accumulator.add("open_qa", (4000, 2000, 400), group=0)  # 6400: the last
+    codes = [CATEGORY_CODES["open_qa"], CATEGORY_CODES["summarization"]]
+    accumulator.add(codes, [(10, 0, 39), (10, 30, 10)], group=1)  # 49 and 50 characters: the first and second bins
+    accumulator.add(codes[:1], [(4000, 2000, 400)], group=0)  # 6400: the last
     accumulator.flush()
     assert accumulator.lengths.tolist() == [[0, 0, 0, 0, 0, 0, 0, 0, 1], [1, 1, 0, 0, 0, 0, 0, 0, 0]]
     assert accumulator.summary(1)["categories"]["summarization"] == 1 and accumulator.summary(1)["with_input"] == 1

@@ -51,7 +51,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("built")
     (work / "params.yaml").write_text((PROJECT_ROOT / "params.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     run_stage(work, "src.raw", "params.yaml", str(PROJECT_ROOT / "dvc.yaml"), "downloads", "raw").check_returncode()
-    run_stage(work, "src.merge", "params.yaml", "raw", "merged.jsonl", "sources.json", "merge.json").check_returncode()
+    run_stage(work, "src.merge", "params.yaml", "raw", "merged.jsonl", "records.npy", "sources.json",
+              "merge.json").check_returncode()
     return work
 
 
@@ -76,13 +77,14 @@ def test_raw_on_a_full_disk(built: Path, full_disk: Path) -> None:
 
 def test_merge_on_a_full_disk(built: Path, full_disk: Path) -> None:
     out = full_disk / "merged.jsonl"
-    result = run_stage(built, "src.merge", "params.yaml", "raw", str(out), str(full_disk / "sources.json"),
-                       str(full_disk / "merge.json"))
+    result = run_stage(built, "src.merge", "params.yaml", "raw", str(out), str(full_disk / "records.npy"),
+                       str(full_disk / "sources.json"), str(full_disk / "merge.json"))
     assert_refused_cleanly(result, out, full_disk)
 
 
 def test_split_on_a_full_disk(built: Path, full_disk: Path) -> None:
-    result = run_stage(built, "src.split", "params.yaml", str(PROJECT_ROOT / "dvc.yaml"), "merged.jsonl", "sources.json",
+    result = run_stage(built, "src.split", "params.yaml", str(PROJECT_ROOT / "dvc.yaml"), "merged.jsonl", "records.npy",
+                       "sources.json",
                        str(full_disk / "shards" / "x-{shard}.jsonl"), str(full_disk / "shards" / "README.md"),
                        *(str(full_disk / name) for name in ("split.json", "s.json", "c.json", "l.json", "k.json",
                                                             "t.json")))

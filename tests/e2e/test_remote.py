@@ -34,10 +34,10 @@ pytestmark = pytest.mark.e2e
 PREFIX = "dolly-ja"  # the team remote is s3://S3_BUCKET/PREFIX
 SHARD_2 = SHARD_TEMPLATE.format("2_of_4")
 SHARDS = "data/shards"
-# The cached outputs: data/raw (its .dir listing and three files), the merged file and its sources.json,
-# data/shards (its .dir listing, four shards and the dataset card), the offline plots page. Metrics and plot tables
-# are small and kept in git.
-OBJECTS_PER_RELEASE = 4 + 2 + 6 + 1
+# The cached outputs: data/raw (its .dir listing and three files), the merged file, its record index and its
+# sources.json, data/shards (its .dir listing, four shards and the dataset card), the offline plots page. Metrics
+# and plot tables are small and kept in git.
+OBJECTS_PER_RELEASE = 4 + 3 + 6 + 1
 UP_TO_DATE = "Data and pipelines are up to date.\n"
 
 
@@ -120,7 +120,7 @@ def test_default_local_remote_round_trips_through_a_fresh_clone(repo: Repo, tmp_
     assert f"{OBJECTS_PER_RELEASE} files fetched and " in pulled.stdout
     outs = cached_outs(repo)
     original = out_files(repo, outs)
-    assert len(original) == 11  # data/raw's three, the merged two, four shards and the card, the plots page
+    assert len(original) == 12  # data/raw's three, the merged three, four shards and the card, the plots page
     assert out_files(clone, outs) == original
     assert clone.sh(readme_command("dvc status")).stdout == UP_TO_DATE
 
@@ -180,10 +180,12 @@ merge:
 \t\tdeleted:            data/raw
 \tchanged outs:
 \t\tnot in cache:       data/merged/databricks-dolly-16k-ja.jsonl
+\t\tnot in cache:       data/merged/records.npy
 \t\tnot in cache:       data/merged/sources.json
 split:
 \tchanged deps:
 \t\tdeleted:            data/merged/databricks-dolly-16k-ja.jsonl
+\t\tdeleted:            data/merged/records.npy
 \t\tdeleted:            data/merged/sources.json
 \tchanged outs:
 \t\tnot in cache:       data/shards
@@ -271,6 +273,7 @@ def test_a_tagged_release_serves_one_shard_to_another_repository(published: Publ
                for path in ("metrics/split.json", "plots/shards.json", "plots/categories.json", "plots/lengths.json",
                             "plots/leakage.json", "plots/contamination.json")}
     assert set(cache_objects(maintainer)) == {object_key(lock["data/merged/databricks-dolly-16k-ja.jsonl"]),
+                                              object_key(lock["data/merged/records.npy"]),
                                               object_key(lock["data/merged/sources.json"]), object_key(lock[SHARDS]),
                                               card, *map(object_key, shards_v2.values()), *tracked}
     # Shards 1 and 4 keep their bytes: the push sends the two rewritten shards, the card and the new listing.

@@ -177,10 +177,11 @@ def stage_args(stage: str, old: str, new: str) -> tuple[str, list[str]]:
 
 ARGUMENT_CASES: list[tuple[str, str, list[str], str]] = [
     ("raw usage", "raw", ["params.yaml"], "usage: python3 -m src.raw PARAMS DVC_YAML DOWNLOADS OUT_DIR"),
-    ("merge usage", "merge", [], "usage: python3 -m src.merge PARAMS RAW_DIR MERGED_OUT PROVENANCE_OUT METRICS_OUT"),
+    ("merge usage", "merge", [],
+     "usage: python3 -m src.merge PARAMS RAW_DIR MERGED_OUT RECORD_INDEX_OUT PROVENANCE_OUT METRICS_OUT"),
     ("split usage", "split", ["params.yaml", MERGED],
-     "usage: python3 -m src.split PARAMS DVC_YAML MERGED PROVENANCE SHARD_PATH CARD METRICS SHARDS_TABLE "
-     "CATEGORIES_TABLE LENGTHS_TABLE LEAKAGE_TABLE CONTAMINATION_TABLE"),
+     "usage: python3 -m src.split PARAMS DVC_YAML MERGED RECORD_INDEX PROVENANCE SHARD_PATH CARD METRICS "
+     "SHARDS_TABLE CATEGORIES_TABLE LENGTHS_TABLE LEAKAGE_TABLE CONTAMINATION_TABLE"),
     ("params usage", "params", [], "usage: python3 -m src.params PARAMS"),
     ("plots_page usage", "plots_page", [], "usage: python3 -m src.plots_page OUT_HTML"),
     ("missing params file", *stage_args("raw", "params.yaml", "missing.yaml"), "missing.yaml: params file not found"),

@@ -1,0 +1,63 @@
+"""The merged file's record index: one fixed-size row per merged record, read a range or a selection at a time."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from src.errors import DatasetError
+from src.jsonl import join_record_line, shard_line
+from src.record_index import ROW, RecordIndex, RecordIndexWriter
+from src.seen import digest
+
+
+def fields(n: int) -> dict:
+    return {"instruction": f"問{n}", "input": "文" * n, "output": "答"}
+
+
+def write_index(path: Path, records: int, chunk: int) -> list[bytes]:
+    lines = [join_record_line({"index": str(n), "chars": [2, n, 1]}, shard_line(fields(n))) for n in range(records)]
+    with RecordIndexWriter(path) as index:
+        for start in range(0, records, chunk):
+            numbers = range(start, min(start + chunk, records))
+            index.add(lines[start:start + chunk], [shard_line(fields(n)) for n in numbers], [n % 8 for n in numbers],
+                      [[2, n, 1] for n in numbers], [digest(str(n).encode()) for n in numbers])
+    return lines
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 100])
+def test_rows_are_written_in_chunks_and_read_back_by_range_and_selection(tmp_path: Path, chunk: int) -> None:
+    path = tmp_path / "records.npy"
+    lines = write_index(path, 7, chunk)
+    whole = np.load(path)  # a plain .npy file
+    assert whole.dtype == ROW and len(whole) == 7
+    assert whole["offset"].tolist() == [sum(map(len, lines[:n])) for n in range(7)]
+    assert [bytes(line[head:head + 17]) for line, head in zip(lines, whole["head"].tolist(), strict=True)] == \
+        [b', "instruction": '] * 7
+    assert whole["category"].tolist() == [0, 1, 2, 3, 4, 5, 6]
+    assert whole["chars"][:, 1].tolist() == list(range(7))
+    assert [row.tobytes() for row in whole["prompt"]] == [digest(str(n).encode()) for n in range(7)]
+    with RecordIndex(path) as index:
+        assert index.records == 7
+        assert index.rows(2, 5).tobytes() == whole[2:5].tobytes()
+        assert [len(rows) for rows in index.chunks(3)] == [3, 3, 1]
+        assert index.select([6, 0, 3]).tobytes() == whole[[6, 0, 3]].tobytes()
+
+
+def test_a_failed_merge_writes_no_index(tmp_path: Path) -> None:
+    path = tmp_path / "records.npy"
+    with pytest.raises(RuntimeError), RecordIndexWriter(path) as index:
+        index.add([b"x"], [b"x"], [0], [[0, 0, 0]], [bytes(16)])
+        raise RuntimeError("the merge failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_index_shorter_than_its_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "records.npy"
+    write_index(path, 5, 5)
+    path.write_bytes(path.read_bytes()[:-ROW.itemsize])
+    with RecordIndex(path) as index, pytest.raises(DatasetError) as error:
+        index.rows(0, 5)
+    assert str(error.value) == (f"{path}: holds fewer rows than its header says; run the merge stage again "
+                                "(dvc repro -f merge)")
