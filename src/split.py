@@ -10,8 +10,10 @@ LEAKAGE_TABLE and CONTAMINATION_TABLE are the leakage and contamination certific
 evaluation files named in contamination.eval must be deps of the split stage in DVC_YAML.
 
 split.strategy orders the records before the ranges cut them (src/strategies.py). The default, contiguous, is
-one pass over the merged file whatever the shard count; stratified and shuffle first index the file (an offset
-and a category per record, 9 bytes each), then read the records in their order.
+one pass over the merged file, in blocks, whatever the shard count; stratified and shuffle compute an order (8
+bytes per record, from the categories of the record index), then read the records in that order. Every block is
+checked against the record index (RECORD_INDEX, which the merge writes beside MERGED), which gives each record's
+line and where its shard fields start, so shard lines are cut with one slice each and nothing is parsed.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ from .strategies import shuffled_order, stratified_order
 
 SHARD_PLACEHOLDER = "{shard}"
 CHUNK_RECORDS = 4096  # records read, cut and written at a time
-CATEGORY_CHUNK_ROWS = 1 << 16
+CATEGORY_CHUNK_ROWS = 1 << 16  # record index rows read at a time for their categories (stratified)
 WRITES_QUEUED = 4  # chunks waiting for the writer thread at most (bounds memory)
 
 
