@@ -1,23 +1,20 @@
 """Leakage across shards: records of different shards whose instruction and input are the same (exact) or nearly
 the same (MinHash, src/near_duplicates.py), counted per pair of shards, with example record indices.
 
-As records are written, each one's prompt digest, shard, merged index and byte offset go to one of several spill
-files on disk, chosen by digest, a chunk at a time with numpy: no lookup per record. Once the shards are written,
-each spill file is grouped on its own (all records of a prompt are in the same one): a prompt is identified by its
-earliest merged record, repeated prompts are signed and indexed once (their text read back from the merged file
-by offset), and pairs are counted from per-shard group sizes, never enumerated, so a prompt that appears k times
-costs nothing quadratic in k. A spill file holds about BUCKET_RECORDS records, so memory stays flat at any size.
+As records are written, each one's prompt digest, shard, merged index and byte offset go to spill files on disk
+partitioned by digest (src/spill.py), a chunk at a time with numpy: no lookup per record. Once the shards are
+written, each partition is grouped on its own (all records of a prompt are in the same one): a prompt is
+identified by its earliest merged record, repeated prompts are signed and indexed once (their text read back from
+the merged file by offset), and pairs are counted from per-shard group sizes, never enumerated, so a prompt that
+appears k times costs nothing quadratic in k. Memory stays flat at any size.
 """
 from __future__ import annotations
 
 import bisect
 import itertools
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -25,13 +22,12 @@ from .jsonl import prompt_fields
 from .near_duplicates import NearDuplicateIndex, prompt_text, signatures
 from .params import NearDuplicateParams
 from .seen import ScratchTables
+from .spill import SpillPartitions
 
 EXAMPLES_PER_PAIR = 3
 # Rows of the per-pair table: all pairs at small shard counts; at large ones, the pairs that leak the most (the
 # headline counts always cover every pair). Keeps the git-tracked table and the plots page small at 1,024 shards.
 MAX_PAIR_ROWS = 1024
-BUCKET_RECORDS = 1 << 16  # records per spill file (about 2.3 MB of rows), so a file is grouped in little memory
-MAX_BUCKETS = 256
 SIGN_BATCH = 2048  # prompts read back and signed at a time
 # A spilled record: its prompt's 128-bit digest (two words), shard number, merged index and byte offset.
 SPILL_ROW = np.dtype([("high", "<u8"), ("low", "<u8"), ("shard", "<i8"), ("record", "<i8"), ("offset", "<i8")])
@@ -108,11 +104,7 @@ class LeakageTally(ScratchTables):
         super().__init__()
         self.params = params
         self._read_prompts = read_prompts
-        self._buckets = min(MAX_BUCKETS, max(1, -(-records // BUCKET_RECORDS)))
-        self._spill = tempfile.TemporaryDirectory(prefix="leakage-")
-        self._open = ExitStack()
-        self._files = [self._open.enter_context((Path(self._spill.name) / f"{bucket}.bin").open("wb"))
-                       for bucket in range(self._buckets)]
+        self._spill = SpillPartitions(SPILL_ROW, records)
         self._db.execute("CREATE TABLE presence (id INTEGER, shard INTEGER, records INTEGER, first INTEGER)")
         self._summary: tuple[int, dict[tuple[int, int], PairCounts]] | None = None
 
@@ -122,11 +114,7 @@ class LeakageTally(ScratchTables):
         rows = np.empty(len(records), dtype=SPILL_ROW)
         rows["high"], rows["low"] = prompts[:, 0], prompts[:, 1]
         rows["shard"], rows["record"], rows["offset"] = shard, records, offsets
-        buckets = rows["high"] % np.uint64(self._buckets)
-        order = np.argsort(buckets, kind="stable")
-        bounds = np.searchsorted(buckets[order], np.arange(self._buckets + 1))
-        for bucket in np.flatnonzero(np.diff(bounds)):
-            rows[order[bounds[bucket]:bounds[bucket + 1]]].tofile(self._files[bucket])
+        self._spill.add(rows, rows["high"])
 
     def cross_shard_duplicates(self) -> int:
         """Records whose instruction and input already appear in an earlier shard."""
@@ -145,10 +133,8 @@ class LeakageTally(ScratchTables):
         counts: dict[tuple[int, int], PairCounts] = defaultdict(PairCounts)
         cross_shard = 0
         with NearDuplicateIndex(self.params) as index:
-            for stream in self._files:
-                stream.close()
-                presence = _grouped(np.fromfile(stream.name, dtype=SPILL_ROW))
-                Path(stream.name).unlink()
+            for rows in self._spill.partitions():
+                presence = _grouped(rows)
                 cross_shard += self._count_exact(presence, counts)
                 self._sign(presence, index)
             self._db.execute("CREATE INDEX presence_id ON presence (id)")
@@ -192,8 +178,7 @@ class LeakageTally(ScratchTables):
                                 (ident,)).fetchall()
 
     def close(self) -> None:
-        self._open.close()
-        self._spill.cleanup()
+        self._spill.close()
         super().close()
 
 

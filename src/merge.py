@@ -27,6 +27,7 @@ from .progress import counted_lines, line_progress
 from .record_index import RecordIndexWriter
 from .schema import CATEGORY_CODES, RAW_MANIFEST
 from .seen import SeenSet, digest
+from .spill import RepeatCounter
 from .stats import CHUNK_RECORDS, RecordStats
 
 WRITE_CHUNK_LINES = 4096
@@ -41,15 +42,24 @@ class DuplicateCounts:
     near_dropped: int = 0  # records dropped as near-duplicates of an earlier kept record
 
 
-def _unique(sources: Iterable[tuple[str, Iterable[bytes]]], drop_duplicates: bool,
-            counts: DuplicateCounts) -> Iterator[tuple[str, dict, bytes, bytes]]:
+def _unique(sources: Iterable[tuple[str, Iterable[bytes]]], drop_duplicates: bool, counts: DuplicateCounts,
+            records: int) -> Iterator[tuple[str, dict, bytes, bytes]]:
     """(source, raw head, shard line, prompt digest) of each record, exact duplicates counted and, if asked,
-    dropped; the duplicate sets are consulted a chunk of records at a time."""
-    with SeenSet() as lines, SeenSet() as prompts:
+    dropped. Dropping needs to know, record by record, whether one was seen before: the duplicate sets are
+    consulted a chunk of records at a time. Counting alone does not: the digests are spilled and the repeats
+    counted at the end (src/spill.py), with no lookup per record. ``records``: about how many there are."""
+    with SeenSet() as lines, SeenSet() as prompts, RepeatCounter(records) as line_repeats, \
+            RepeatCounter(records) as prompt_repeats:
         for source, raw_lines in sources:
             raw_lines = iter(raw_lines)
             while chunk := [split_record_line(line) for line in itertools.islice(raw_lines, CHECK_CHUNK_RECORDS)]:
                 prompt_digests = [digest(prompt_bytes(shard)) for _, shard in chunk]
+                if not drop_duplicates:
+                    prompt_repeats.add_digests(prompt_digests)
+                    line_repeats.add_digests([digest(shard) for _, shard in chunk])
+                    for (raw_head, shard), prompt_digest in zip(chunk, prompt_digests, strict=True):
+                        yield source, raw_head, shard, prompt_digest
+                    continue
                 new_prompts = prompts.add_digests(prompt_digests)
                 new_lines = lines.add_all([shard for _, shard in chunk])
                 for (raw_head, shard), prompt_digest, new_prompt, new_line in zip(
@@ -57,10 +67,11 @@ def _unique(sources: Iterable[tuple[str, Iterable[bytes]]], drop_duplicates: boo
                     counts.same_prompt += not new_prompt
                     if not new_line:
                         counts.exact += 1
-                        if drop_duplicates:
-                            counts.dropped += 1
-                            continue
+                        counts.dropped += 1
+                        continue
                     yield source, raw_head, shard, prompt_digest
+        if not drop_duplicates:
+            counts.exact, counts.same_prompt = line_repeats.repeats(), prompt_repeats.repeats()
 
 
 def _without_near_duplicates(records: Iterator[tuple[str, dict, bytes, bytes]], params: NearDuplicateParams,
@@ -80,13 +91,15 @@ def _without_near_duplicates(records: Iterator[tuple[str, dict, bytes, bytes]], 
 
 
 def merge_lines(sources: Iterable[tuple[str, Iterable[bytes]]], drop_duplicates: bool, counts: DuplicateCounts,
-                near_duplicates: NearDuplicateParams | None = None) -> Iterator[tuple[dict, bytes, bytes]]:
-    """(head, shard line, prompt digest) of each merged record, renumbered; ``counts`` is filled in as they stream.
-    With ``near_duplicates``, near-duplicates of earlier kept records are dropped."""
-    records = _unique(sources, drop_duplicates, counts)
+                near_duplicates: NearDuplicateParams | None = None,
+                records: int = 0) -> Iterator[tuple[dict, bytes, bytes]]:
+    """(head, shard line, prompt digest) of each merged record, renumbered; ``counts`` is complete once they are
+    all read. With ``near_duplicates``, near-duplicates of earlier kept records are dropped. ``records``: about how
+    many the sources hold (sizes the spill files)."""
+    kept = _unique(sources, drop_duplicates, counts, records)
     if near_duplicates is not None:
-        records = _without_near_duplicates(records, near_duplicates, counts)
-    for number, (source, raw_head, shard, prompt_digest) in enumerate(records):
+        kept = _without_near_duplicates(kept, near_duplicates, counts)
+    for number, (source, raw_head, shard, prompt_digest) in enumerate(kept):
         yield {"index": str(number), "category": raw_head["category"], "source": source,
                "source_index": raw_head["index"], "chars": raw_head["chars"]}, shard, prompt_digest
 
@@ -133,8 +146,9 @@ def main(argv: Sequence[str]) -> None:
     stats = RecordStats()
     with line_progress(raw_files.values(), "merge") as bar:
         sources = ((name, counted_lines(iter_lines(path), bar)) for name, path in raw_files.items())
-        per_source = write_merged(merge_lines(sources, params.drop_duplicates, counts, near_duplicates),
-                                  Path(merged_out), Path(record_index_out), stats)
+        records = merge_lines(sources, params.drop_duplicates, counts, near_duplicates,
+                              sum(source["records"] for source in manifest.values()))
+        per_source = write_merged(records, Path(merged_out), Path(record_index_out), stats)
     write_json(Path(provenance_out), {
         "sources": {name: {**source, "kept": per_source.get(name, 0)} for name, source in manifest.items()},
         "merge": {"drop_duplicates": params.drop_duplicates, "drop_near_duplicates": params.drop_near_duplicates},

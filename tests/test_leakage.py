@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from src import leakage
+from src import spill
 from src.jsonl import prompt_bytes, shard_line
 from src.leakage import EXAMPLES_PER_PAIR, MAX_PAIR_ROWS, LeakageTally, PairCounts, leakage_rows
 from src.params import NearDuplicateParams
@@ -42,7 +42,7 @@ def tally_of(records: list[tuple[int, int, bytes]], chunk_records: int = 100) ->
 @pytest.mark.parametrize("chunk_records, bucket_records", [(1, 1 << 16), (4, 1 << 16), (100, 1), (3, 2)])
 def test_pairs_per_pair_of_shards_are_counted_from_group_sizes(monkeypatch, chunk_records: int,
                                                                bucket_records: int) -> None:
-    monkeypatch.setattr(leakage, "BUCKET_RECORDS", bucket_records)  # spread over several spill files
+    monkeypatch.setattr(spill, "PARTITION_RECORDS", bucket_records)  # spread over several spill files
     with tally_of(RECORDS, chunk_records) as tally:
         assert tally.cross_shard_duplicates() == 4  # 5, 6, 7 repeat P of shard 0; 8 repeats Q of shard 0
         rows = leakage_rows(tally.pairs(), ["1_of_4", "2_of_4", "3_of_4", "4_of_4"])
@@ -61,7 +61,7 @@ def test_pairs_per_pair_of_shards_are_counted_from_group_sizes(monkeypatch, chun
 
 @pytest.mark.parametrize("bucket_records", [1 << 16, 1])
 def test_examples_are_capped_per_pair_and_are_the_earliest_prompts(monkeypatch, bucket_records: int) -> None:
-    monkeypatch.setattr(leakage, "BUCKET_RECORDS", bucket_records)
+    monkeypatch.setattr(spill, "PARTITION_RECORDS", bucket_records)
     records = []
     for number in reversed(range(EXAMPLES_PER_PAIR + 2)):  # later prompts first in the shards
         records += [(0, 2 * number, prompt(f"質問{number}")), (1, 2 * number + 1, prompt(f"質問{number}"))]
