@@ -1,7 +1,8 @@
 """The dataset card: a Hugging Face README.md written beside the shards, so the shard directory can be loaded (or
 uploaded to the Hub) as it is. A YAML header lists every shard as a config with its data file and declares the
 license; the body gives provenance (sources and their checksums, the merge and split params) and, per shard,
-its records, md5 and category counts.
+its records, md5 and category counts; and the leakage and contamination certificate's headline numbers, with the
+evaluation files checked (name, path, sha256).
 """
 from __future__ import annotations
 
@@ -43,10 +44,32 @@ def card_license(card: CardParams, sources: Mapping[str, Mapping[str, object]]) 
     return "other" if distinct else "unknown"
 
 
+def _certificate(headline: Mapping[str, object], eval_files: Mapping[str, Mapping[str, object]],
+                 ngram: int) -> list[str]:
+    """The card's summary of the leakage and contamination certificate, with the evaluation files checked."""
+    lines = ["## Leakage and contamination", "",
+             f"- records whose instruction and input already appear in an earlier shard: "
+             f"{headline['cross_shard_duplicates']}",
+             f"- record pairs across shards whose instruction and input are near-duplicates (MinHash, exact ones "
+             f"included): {headline['near_duplicate_pairs']}"]
+    if not eval_files:
+        return [*lines, "- contamination: no evaluation files were named (`contamination.eval`)", ""]
+    lines += [f"- records whose instruction or output shares {ngram} characters in a row with an evaluation file: "
+              f"{headline['contaminated_records']}", "",
+              f"| evaluation file | path | sha256 | items | distinct {ngram}-grams |",
+              "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {name} | `{found['path']}` | {found['sha256']} | {found['items']} | {found['ngrams']} |"
+              for name, found in eval_files.items()]
+    return [*lines, ""]
+
+
 def render_card(card: CardParams, split: SplitParams, provenance: Mapping[str, object],
                 shards: Sequence[Mapping[str, object]], categories: Sequence[Mapping[str, object]],
-                file_name: str, placeholder: str) -> str:
-    """README.md text for the shard directory. ``shards`` and ``categories`` are the split's per-shard tables."""
+                file_name: str, placeholder: str, headline: Mapping[str, object],
+                eval_files: Mapping[str, Mapping[str, object]], ngram: int) -> str:
+    """README.md text for the shard directory. ``shards`` and ``categories`` are the split's per-shard tables,
+    ``headline`` its metrics; ``eval_files`` what was read of each evaluation file, whose n-grams have ``ngram``
+    characters."""
     sources: Mapping[str, Mapping[str, object]] = provenance["sources"]  # type: ignore[assignment]
     license_id = card_license(card, sources)
     # The header, written line by line (a YAML dump of 1,024 configs takes a noticeable part of a second);
@@ -73,8 +96,10 @@ def render_card(card: CardParams, split: SplitParams, provenance: Mapping[str, o
                         "-")
         lines.append(f"| {name} | `{origin}` | {checksum} | {source.get('license') or '-'} | {source['records']} | "
                      f"{source['kept']} |")
+    merge: Mapping[str, object] = provenance["merge"]  # type: ignore[assignment]
     lines += ["", "## Merge and split", "",
-              f"- merge: `drop_duplicates: {str(provenance['merge']['drop_duplicates']).lower()}`",  # type: ignore[index]
+              f"- merge: `drop_duplicates: {str(merge['drop_duplicates']).lower()}`, "
+              f"`drop_near_duplicates: {str(merge.get('drop_near_duplicates', False)).lower()}`",
               f"- split: strategy `{split.strategy}`" + (f", seed {split.seed}" if split.strategy == "shuffle" else "")
               + f", {split.count} shards, gaps {'allowed' if split.allow_gaps else 'not allowed'}", "",
               "## Shards", "",
@@ -83,4 +108,5 @@ def render_card(card: CardParams, split: SplitParams, provenance: Mapping[str, o
     for shard in shards:
         lines.append(f"| {shard['shard']} | [{shard['start']}, {shard['stop']}) | {shard['records']} | "
                      f"`{shard['md5']}` | " + " | ".join(str(counts[(shard["shard"], c)]) for c in CATEGORIES) + " |")
-    return "\n".join(lines) + "\n"
+    lines += ["", *_certificate(headline, eval_files, ngram)]
+    return "\n".join(lines)

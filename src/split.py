@@ -244,7 +244,8 @@ def main(argv: Sequence[str]) -> None:
                                    file_name, tally)
             summary = tally.summary(written)
             card = render_card(params.card, split, provenance, summary.tables["shards"],
-                               summary.tables["categories"], file_name, SHARD_PLACEHOLDER)
+                               summary.tables["categories"], file_name, SHARD_PLACEHOLDER, summary.headline,
+                               eval_set.files, eval_set.ngram)
             (staging / Path(card_path).name).write_text(card, encoding="utf-8")
     write_json(Path(metrics_out), {**summary.headline, "strategy": split.strategy, "seed": split.seed})
     for path, name in ((shards_table, "shards"), (categories_table, "categories"), (lengths_table, "lengths"),

@@ -50,10 +50,26 @@ def test_the_header_lists_each_shard_as_a_config_with_its_file() -> None:
                                            "information_extraction", "summarization", "creative_writing")]
     provenance = {"sources": {"dolly": {**SA, "path": "d.json", "sha256": "ab", "records": 5, "kept": 5}},
                   "merge": {"drop_duplicates": False}}
-    text = render_card(CardParams("A title"), split, provenance, shards, categories, "x-{shard}.jsonl", "{shard}")
+    headline = {"cross_shard_duplicates": 4, "near_duplicate_pairs": 9, "contaminated_records": 2}
+    text = render_card(CardParams("A title"), split, provenance, shards, categories, "x-{shard}.jsonl", "{shard}",
+                       headline, {}, 13)
     header = yaml.safe_load(text.split("---\n")[1])
     assert header["license"] == "cc-by-sa-3.0" and header["pretty_name"] == "A title"
     assert header["configs"] == [{"config_name": "1_of_2", "data_files": [{"split": "train", "path": "x-1_of_2.jsonl"}]},
                                  {"config_name": "2_of_2", "data_files": [{"split": "train", "path": "x-2_of_2.jsonl"}]}]
     assert "| dolly | `d.json` | sha256 ab | cc-by-sa-3.0 | 5 | 5 |" in text
     assert f"| 1_of_2 | [0, 3) | 3 | `{'0' * 32}` | 1 | 0 | 0 | 0 | 0 | 0 | 0 | 0 |" in text
+    assert text.endswith("## Leakage and contamination\n\n"
+                         "- records whose instruction and input already appear in an earlier shard: 4\n"
+                         "- record pairs across shards whose instruction and input are near-duplicates (MinHash, "
+                         "exact ones included): 9\n"
+                         "- contamination: no evaluation files were named (`contamination.eval`)\n")
+    assert "- merge: `drop_duplicates: false`, `drop_near_duplicates: false`" in text
+    checked = {"quiz": {"path": "eval/quiz.jsonl", "sha256": "cd" * 32, "items": 2, "ngrams": 40}}
+    text = render_card(CardParams("A title"), split, provenance, shards, categories, "x-{shard}.jsonl", "{shard}",
+                       headline, checked, 13)
+    assert text.endswith("- records whose instruction or output shares 13 characters in a row with an evaluation "
+                         "file: 2\n\n"
+                         "| evaluation file | path | sha256 | items | distinct 13-grams |\n"
+                         "| --- | --- | --- | --- | --- |\n"
+                         f"| quiz | `eval/quiz.jsonl` | {'cd' * 32} | 2 | 40 |\n")

@@ -252,6 +252,13 @@ def test_the_certificate_tables_and_metrics_report_leakage_and_contamination(wor
         {"shard": "1_of_3", "records": 4, "contaminated": 3, "indices": [1, 2, 3]},
         {"shard": "2_of_3", "records": 3, "contaminated": 3, "indices": [4, 5, 6]},
         {"shard": "3_of_3", "records": 3, "contaminated": 3, "indices": [7, 8, 9]}]
+    # The card beside the shards carries the headline numbers and names the evaluation file it was checked against:
+    # one distinct 13-gram of 答 and the 5 of the 17-character question.
+    card = (work / "shards" / "README.md").read_text(encoding="utf-8")
+    sha256 = hashlib.sha256((work / "quiz.jsonl").read_bytes()).hexdigest()
+    assert card.endswith("- records whose instruction or output shares 13 characters in a row with an evaluation "
+                         "file: 9\n\n| evaluation file | path | sha256 | items | distinct 13-grams |\n"
+                         f"| --- | --- | --- | --- | --- |\n| quiz | `quiz.jsonl` | {sha256} | 2 | 6 |\n")
 
 
 def test_an_eval_file_must_be_a_dep_of_the_split_stage(work: Path, capsys, monkeypatch) -> None:

@@ -1,6 +1,7 @@
 """The leakage and contamination certificate through the real dvc CLI, as docs/leakage.md tells it."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -74,6 +75,12 @@ def test_contamination_by_evaluation_files_is_certified_per_shard(repo: Repo) ->
                for line in repo.shard(f"{k}_of_4").read_text(encoding="utf-8").splitlines()]
     assert [number for number, record in enumerate(records)
             if evaluation & (ngrams(record["instruction"], 13) | ngrams(record["output"], 13))] == [16000, 16002]
+
+    # The dataset card beside the shards names the evaluation file, with its checksum, and the count.
+    card = repo.read_bytes("data/shards/README.md").decode("utf-8")
+    sha256 = hashlib.sha256(repo.read_bytes("eval/quiz.jsonl")).hexdigest()
+    assert f"| quiz | `eval/quiz.jsonl` | {sha256} | {len(EVALUATION)} | " in card
+    assert "shares 13 characters in a row with an evaluation file: 2\n" in card
 
     # Editing the evaluation file reruns the split alone.
     with (repo.path / "eval" / "quiz.jsonl").open("a", encoding="utf-8") as stream:
