@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
 import orjson
 
 from .errors import DatasetError
@@ -50,18 +49,6 @@ def split_record_line(line: bytes) -> tuple[dict, bytes]:
     """(head, shard line) of a record line."""
     cut = line.index(_SHARD_FIELDS_START)
     return orjson.loads(line[:cut] + b"}"), b"{" + line[cut + 2:]
-
-
-def cut_shard_lines(block: bytearray, cuts: np.ndarray, ends: np.ndarray) -> bytes:
-    """The shard lines, one after another, of the record lines in ``block`` whose shard fields start at ``cuts``
-    (the ", " before them) and which end at ``ends``.
-
-    Rewrites ``block`` in place: the space of each ", " becomes the shard line's "{", so that each shard line is
-    one slice of the block and its text is copied once.
-    """
-    np.frombuffer(block, dtype=np.uint8)[cuts + 1] = ord("{")
-    with memoryview(block) as view:
-        return b"".join([view[cut + 1:end] for cut, end in zip(cuts.tolist(), ends.tolist(), strict=True)])
 
 
 def read_prompts(path: Path, offsets: Sequence[int]) -> list[bytes]:

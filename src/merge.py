@@ -42,36 +42,45 @@ class DuplicateCounts:
     near_dropped: int = 0  # records dropped as near-duplicates of an earlier kept record
 
 
-def _unique(sources: Iterable[tuple[str, Iterable[bytes]]], drop_duplicates: bool, counts: DuplicateCounts,
-            records: int) -> Iterator[tuple[str, dict, bytes, bytes]]:
-    """(source, raw head, shard line, prompt digest) of each record, exact duplicates counted and, if asked,
-    dropped. Dropping needs to know, record by record, whether one was seen before: the duplicate sets are
-    consulted a chunk of records at a time. Counting alone does not: the digests are spilled and the repeats
-    counted at the end (src/spill.py), with no lookup per record. ``records``: about how many there are."""
-    with SeenSet() as lines, SeenSet() as prompts, RepeatCounter(records) as line_repeats, \
-            RepeatCounter(records) as prompt_repeats:
-        for source, raw_lines in sources:
-            raw_lines = iter(raw_lines)
-            while chunk := [split_record_line(line) for line in itertools.islice(raw_lines, CHECK_CHUNK_RECORDS)]:
-                prompt_digests = [digest(prompt_bytes(shard)) for _, shard in chunk]
-                if not drop_duplicates:
-                    prompt_repeats.add_digests(prompt_digests)
-                    line_repeats.add_digests([digest(shard) for _, shard in chunk])
-                    for (raw_head, shard), prompt_digest in zip(chunk, prompt_digests, strict=True):
-                        yield source, raw_head, shard, prompt_digest
-                    continue
-                new_prompts = prompts.add_digests(prompt_digests)
-                new_lines = lines.add_all([shard for _, shard in chunk])
-                for (raw_head, shard), prompt_digest, new_prompt, new_line in zip(
-                        chunk, prompt_digests, new_prompts, new_lines, strict=True):
-                    counts.same_prompt += not new_prompt
-                    if not new_line:
-                        counts.exact += 1
-                        counts.dropped += 1
-                        continue
+def _parsed_chunks(sources: Iterable[tuple[str, Iterable[bytes]]]) -> Iterator[tuple[str, list[tuple[dict, bytes]]]]:
+    """(source, [(raw head, shard line), ...]) of CHECK_CHUNK_RECORDS raw lines at a time."""
+    for source, raw_lines in sources:
+        raw_lines = iter(raw_lines)
+        while chunk := [split_record_line(line) for line in itertools.islice(raw_lines, CHECK_CHUNK_RECORDS)]:
+            yield source, chunk
+
+
+def _counted(sources: Iterable[tuple[str, Iterable[bytes]]], counts: DuplicateCounts,
+             records: int) -> Iterator[tuple[str, dict, bytes, bytes]]:
+    """Every record, exact and same-prompt duplicates counted once all are read: the digests are spilled and the
+    repeats counted at the end (src/spill.py), with no lookup per record."""
+    with RepeatCounter(records) as line_repeats, RepeatCounter(records) as prompt_repeats:
+        for source, chunk in _parsed_chunks(sources):
+            prompt_digests = [digest(prompt_bytes(shard)) for _, shard in chunk]
+            prompt_repeats.add_digests(prompt_digests)
+            line_repeats.add_digests([digest(shard) for _, shard in chunk])
+            for (raw_head, shard), prompt_digest in zip(chunk, prompt_digests, strict=True):
+                yield source, raw_head, shard, prompt_digest
+        counts.exact, counts.same_prompt = line_repeats.repeats(), prompt_repeats.repeats()
+
+
+def _deduplicated(sources: Iterable[tuple[str, Iterable[bytes]]],
+                  counts: DuplicateCounts) -> Iterator[tuple[str, dict, bytes, bytes]]:
+    """Every record but exact duplicates of earlier ones, which are counted and dropped. Dropping needs to know,
+    record by record, whether one was seen before: the on-disk duplicate sets are asked a chunk at a time."""
+    with SeenSet() as lines, SeenSet() as prompts:
+        for source, chunk in _parsed_chunks(sources):
+            prompt_digests = [digest(prompt_bytes(shard)) for _, shard in chunk]
+            new_prompts = prompts.add_digests(prompt_digests)
+            new_lines = lines.add_all([shard for _, shard in chunk])
+            for (raw_head, shard), prompt_digest, new_prompt, new_line in zip(
+                    chunk, prompt_digests, new_prompts, new_lines, strict=True):
+                counts.same_prompt += not new_prompt
+                if new_line:
                     yield source, raw_head, shard, prompt_digest
-        if not drop_duplicates:
-            counts.exact, counts.same_prompt = line_repeats.repeats(), prompt_repeats.repeats()
+                else:
+                    counts.exact += 1
+                    counts.dropped += 1
 
 
 def _without_near_duplicates(records: Iterator[tuple[str, dict, bytes, bytes]], params: NearDuplicateParams,
@@ -96,7 +105,7 @@ def merge_lines(sources: Iterable[tuple[str, Iterable[bytes]]], drop_duplicates:
     """(head, shard line, prompt digest) of each merged record, renumbered; ``counts`` is complete once they are
     all read. With ``near_duplicates``, near-duplicates of earlier kept records are dropped. ``records``: about how
     many the sources hold (sizes the spill files)."""
-    kept = _unique(sources, drop_duplicates, counts, records)
+    kept = _deduplicated(sources, counts) if drop_duplicates else _counted(sources, counts, records)
     if near_duplicates is not None:
         kept = _without_near_duplicates(kept, near_duplicates, counts)
     for number, (source, raw_head, shard, prompt_digest) in enumerate(kept):

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from .card import render_card
 from .contamination import load_eval_set
 from .errors import DatasetError, expect_args, run_cli
-from .jsonl import atomic_directory, cut_shard_lines, write_json
+from .jsonl import atomic_directory, write_json
 from .params import SplitParams, load_params
 from .progress import line_progress
 from .record_index import RecordIndex
@@ -73,7 +73,7 @@ class _ShardWriter:
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self._paths = paths
-        self._streams: dict[int, BinaryIO] = {}
+        self._open: tuple[int, BinaryIO] | None = None  # the shard being written (ranges come in order)
         self.md5 = [hashlib.md5() for _ in paths]
         self.bytes = [0] * len(paths)
         self._thread = ThreadPoolExecutor(max_workers=1)
@@ -85,11 +85,10 @@ class _ShardWriter:
             self._queued.popleft().result()
 
     def _write(self, number: int, data: bytes) -> None:
-        if number not in self._streams:
-            for stream in self._streams.values():
-                stream.close()
-            self._streams = {number: self._paths[number].open("wb")}
-        self._streams[number].write(data)
+        if self._open is None or self._open[0] != number:
+            self._close_file()
+            self._open = number, self._paths[number].open("wb")
+        self._open[1].write(data)
         self.md5[number].update(data)
         self.bytes[number] += len(data)
 
@@ -104,8 +103,24 @@ class _ShardWriter:
     def abandon(self) -> None:
         """Stop after the writes under way, without waiting for their outcome (the run is failing already)."""
         self._thread.shutdown(cancel_futures=True)
-        for stream in self._streams.values():
-            stream.close()
+        self._close_file()
+
+    def _close_file(self) -> None:
+        if self._open is not None:
+            self._open[1].close()
+            self._open = None
+
+
+def cut_shard_lines(block: bytearray, cuts: np.ndarray, ends: np.ndarray) -> bytes:
+    """The shard lines, one after another, of the record lines in ``block`` whose shard fields start at ``cuts``
+    (the ", " before them) and which end at ``ends``.
+
+    Rewrites ``block`` in place: the space of each ", " becomes the shard line's "{", so that each shard line is
+    one slice of the block and its text is copied once.
+    """
+    np.frombuffer(block, dtype=np.uint8)[cuts + 1] = ord("{")
+    with memoryview(block) as view:
+        return b"".join([view[cut + 1:end] for cut, end in zip(cuts.tolist(), ends.tolist(), strict=True)])
 
 
 def write_shards(chunks: Iterable[Chunk], split: SplitParams, directory: Path, file_name: str,

@@ -13,7 +13,7 @@ from src.errors import run_cli
 from src.jsonl import join_record_line, prompt_bytes, shard_line
 from src.merge import write_merged
 from src.seen import digest
-from src.split import main
+from src.split import cut_shard_lines, main
 from src.stats import RecordStats
 
 PARAMS = """
@@ -269,3 +269,16 @@ def test_an_eval_file_must_be_a_dep_of_the_split_stage(work: Path, capsys, monke
         "error: contamination.eval.quiz quiz.jsonl is not a dep of the split stage; add '- quiz.jsonl' to "
         "stages.split.deps in dvc.yaml so that dvc repro notices when the file changes\n")
     assert not (work / "shards").exists()
+
+
+def test_shard_lines_are_cut_from_a_block_of_record_lines() -> None:
+    texts = ["", "富士山", 'quote " and backslash \\', "line separator \u2028", "emoji 🗻 and NUL \x00"]
+    records = [{"instruction": "問" + text, "input": text, "output": text + "答"} for text in texts]
+    heads = [{"index": str(n), "source_index": text} for n, text in enumerate(texts)]
+    lines = [join_record_line(head, shard_line(record)) for head, record in zip(heads, records, strict=True)]
+    ends = np.cumsum([len(line) for line in lines])
+    starts = ends - [len(line) for line in lines]
+    heads_length = np.array([len(line) - len(shard_line(record)) - 1 for line, record in zip(lines, records,
+                                                                                               strict=True)])
+    block = bytearray(b"".join(lines))
+    assert cut_shard_lines(block, (starts + heads_length)[1:], ends[1:]) == b"".join(map(shard_line, records[1:]))
