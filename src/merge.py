@@ -13,25 +13,39 @@ and copies those bytes and parses only the near-duplicate check's text.
 """
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import orjson
+
 from .errors import DatasetError, expect_args, run_cli
-from .jsonl import atomic_file, iter_lines, join_record_line, prompt_bytes, prompt_fields, split_record_line, write_json
+from .jsonl import atomic_file, merged_record_line, prompt_bytes, prompt_fields, write_json
 from .near_duplicates import NearDuplicateIndex, prompt_text, signatures
 from .params import NearDuplicateParams, load_params
-from .progress import counted_lines, line_progress
-from .record_index import RecordIndexWriter
-from .schema import CATEGORY_CODES, RAW_MANIFEST
-from .seen import SeenSet, digest
+from .progress import counted_chunks, line_progress
+from .record_index import RecordIndex, RecordIndexWriter, check_block, line_lengths
+from .schema import RAW_MANIFEST
+from .seen import SeenSet
 from .spill import RepeatCounter
-from .stats import CHUNK_RECORDS, RecordStats
+from .stats import RecordStats
 
-WRITE_CHUNK_LINES = 4096
-CHECK_CHUNK_RECORDS = 4096  # records checked against the duplicate sets at a time
+CHUNK_RECORDS = 4096  # raw records read, checked and written at a time
+
+
+@dataclass(frozen=True)
+class RawChunk:
+    """Consecutive raw records of one source: their raw record lines and record index rows."""
+    source: str
+    lines: list[bytes]
+    rows: np.ndarray
+
+    def kept(self, keep: np.ndarray) -> RawChunk:
+        """The records where ``keep`` (a boolean per record) is true."""
+        return RawChunk(self.source, [line for line, kept in zip(self.lines, keep.tolist(), strict=True) if kept],
+                        self.rows[keep])
 
 
 @dataclass
@@ -42,93 +56,111 @@ class DuplicateCounts:
     near_dropped: int = 0  # records dropped as near-duplicates of an earlier kept record
 
 
-def _parsed_chunks(sources: Iterable[tuple[str, Iterable[bytes]]]) -> Iterator[tuple[str, list[tuple[dict, bytes]]]]:
-    """(source, [(raw head, shard line), ...]) of CHECK_CHUNK_RECORDS raw lines at a time."""
-    for source, raw_lines in sources:
-        raw_lines = iter(raw_lines)
-        while chunk := [split_record_line(line) for line in itertools.islice(raw_lines, CHECK_CHUNK_RECORDS)]:
-            yield source, chunk
+def raw_chunks(source: str, lines_path: Path, index_path: Path) -> Iterator[RawChunk]:
+    """A raw source's records, CHUNK_RECORDS at a time, each chunk checked against the source's record index."""
+    position = 0
+    with RecordIndex(index_path, stage="raw") as index, lines_path.open("rb") as stream:
+        for rows in index.chunks(CHUNK_RECORDS):
+            # readlines() stops after the line that takes it to the hint: the chunk's last line, if the index is right.
+            lines = stream.readlines(int(rows["offset"][-1]) - position + 1)
+            lengths = line_lengths(lines)
+            ends = np.cumsum(lengths)
+            if len(lines) != len(rows) or np.any(rows["offset"] != position + ends - lengths):
+                raise DatasetError(f"{lines_path}: does not match its record index; run the raw stage again "
+                                   "(dvc repro -f raw)")
+            check_block(lines_path, b"".join(lines), ends - lengths, ends, rows, "raw")
+            position += int(ends[-1])
+            yield RawChunk(source, lines, rows)
+        if stream.read(1):
+            raise DatasetError(f"{lines_path}: holds more records than its record index; run the raw stage again "
+                               "(dvc repro -f raw)")
 
 
-def _counted(sources: Iterable[tuple[str, Iterable[bytes]]], counts: DuplicateCounts,
-             records: int) -> Iterator[tuple[str, dict, bytes, bytes]]:
+def _counted(chunks: Iterable[RawChunk], counts: DuplicateCounts, records: int) -> Iterator[RawChunk]:
     """Every record, exact and same-prompt duplicates counted once all are read: the digests are spilled and the
     repeats counted at the end (src/spill.py), with no lookup per record."""
     with RepeatCounter(records) as line_repeats, RepeatCounter(records) as prompt_repeats:
-        for source, chunk in _parsed_chunks(sources):
-            prompt_digests = [digest(prompt_bytes(shard)) for _, shard in chunk]
-            prompt_repeats.add_digests(prompt_digests)
-            line_repeats.add_digests([digest(shard) for _, shard in chunk])
-            for (raw_head, shard), prompt_digest in zip(chunk, prompt_digests, strict=True):
-                yield source, raw_head, shard, prompt_digest
+        for chunk in chunks:
+            line_repeats.add_words(chunk.rows["line"])
+            prompt_repeats.add_words(chunk.rows["prompt"])
+            yield chunk
         counts.exact, counts.same_prompt = line_repeats.repeats(), prompt_repeats.repeats()
 
 
-def _deduplicated(sources: Iterable[tuple[str, Iterable[bytes]]],
-                  counts: DuplicateCounts) -> Iterator[tuple[str, dict, bytes, bytes]]:
+def _digests(words: np.ndarray) -> list[bytes]:
+    """Rows of two 64-bit words as the 16-byte digests they were made of."""
+    data = np.ascontiguousarray(words).tobytes()
+    return [data[start:start + 16] for start in range(0, len(data), 16)]
+
+
+def _deduplicated(chunks: Iterable[RawChunk], counts: DuplicateCounts) -> Iterator[RawChunk]:
     """Every record but exact duplicates of earlier ones, which are counted and dropped. Dropping needs to know,
     record by record, whether one was seen before: the on-disk duplicate sets are asked a chunk at a time."""
     with SeenSet() as lines, SeenSet() as prompts:
-        for source, chunk in _parsed_chunks(sources):
-            prompt_digests = [digest(prompt_bytes(shard)) for _, shard in chunk]
-            new_prompts = prompts.add_digests(prompt_digests)
-            new_lines = lines.add_all([shard for _, shard in chunk])
-            for (raw_head, shard), prompt_digest, new_prompt, new_line in zip(
-                    chunk, prompt_digests, new_prompts, new_lines, strict=True):
-                counts.same_prompt += not new_prompt
-                if new_line:
-                    yield source, raw_head, shard, prompt_digest
-                else:
-                    counts.exact += 1
-                    counts.dropped += 1
+        for chunk in chunks:
+            counts.same_prompt += prompts.add_digests(_digests(chunk.rows["prompt"])).count(False)
+            new_lines = np.array(lines.add_digests(_digests(chunk.rows["line"])), dtype=bool)
+            repeats = int(np.count_nonzero(~new_lines))
+            counts.exact += repeats
+            counts.dropped += repeats
+            yield chunk.kept(new_lines)
 
 
-def _without_near_duplicates(records: Iterator[tuple[str, dict, bytes, bytes]], params: NearDuplicateParams,
-                             counts: DuplicateCounts) -> Iterator[tuple[str, dict, bytes, bytes]]:
-    """``records`` less each near-duplicate of an earlier kept one; signed a chunk at a time."""
+def _shard_line(line: bytes, head: int) -> bytes:
+    return b"{" + line[head + 2:]
+
+
+def _without_near_duplicates(chunks: Iterable[RawChunk], params: NearDuplicateParams,
+                             counts: DuplicateCounts) -> Iterator[RawChunk]:
+    """``chunks`` less each near-duplicate of an earlier kept record; signed a chunk at a time."""
     kept = 0
     with NearDuplicateIndex(params) as index:
-        while chunk := list(itertools.islice(records, CHUNK_RECORDS)):
-            rows = signatures([prompt_text(prompt_fields(prompt_bytes(shard))) for _, _, shard, _ in chunk], params)
-            for record, row in zip(chunk, rows, strict=True):
+        for chunk in chunks:
+            rows = signatures([prompt_text(prompt_fields(prompt_bytes(_shard_line(line, head))))
+                               for line, head in zip(chunk.lines, chunk.rows["head"].tolist(), strict=True)], params)
+            keep = np.ones(len(chunk.lines), dtype=bool)
+            for number, row in enumerate(rows):
                 if index.similar_to(row) is not None:
-                    counts.near_dropped += 1
+                    keep[number] = False
                     continue
                 index.add([kept], row.reshape(1, -1))
                 kept += 1
-                yield record
+            counts.near_dropped += int(np.count_nonzero(~keep))
+            yield chunk.kept(keep)
 
 
-def merge_lines(sources: Iterable[tuple[str, Iterable[bytes]]], drop_duplicates: bool, counts: DuplicateCounts,
-                near_duplicates: NearDuplicateParams | None = None,
-                records: int = 0) -> Iterator[tuple[dict, bytes, bytes]]:
-    """(head, shard line, prompt digest) of each merged record, renumbered; ``counts`` is complete once they are
-    all read. With ``near_duplicates``, near-duplicates of earlier kept records are dropped. ``records``: about how
-    many the sources hold (sizes the spill files)."""
-    kept = _deduplicated(sources, counts) if drop_duplicates else _counted(sources, counts, records)
+def merge_chunks(chunks: Iterable[RawChunk], drop_duplicates: bool, counts: DuplicateCounts,
+                 near_duplicates: NearDuplicateParams | None = None, records: int = 0) -> Iterator[RawChunk]:
+    """The raw records the merge keeps, a chunk at a time; ``counts`` is complete once they are all read. With
+    ``near_duplicates``, near-duplicates of earlier kept records are dropped. ``records``: about how many the
+    sources hold (sizes the spill files)."""
+    kept = _deduplicated(chunks, counts) if drop_duplicates else _counted(chunks, counts, records)
     if near_duplicates is not None:
         kept = _without_near_duplicates(kept, near_duplicates, counts)
-    for number, (source, raw_head, shard, prompt_digest) in enumerate(kept):
-        yield {"index": str(number), "category": raw_head["category"], "source": source,
-               "source_index": raw_head["index"], "chars": raw_head["chars"]}, shard, prompt_digest
+    return kept
 
 
-def write_merged(records: Iterable[tuple[dict, bytes, bytes]], merged: Path, record_index: Path,
-                 stats: RecordStats) -> dict[str, int]:
-    """Write the merge_lines() ``records`` to the merged file and its record index, counting them in ``stats``;
-    return how many records of each source were written."""
+def write_merged(chunks: Iterable[RawChunk], merged: Path, record_index: Path, stats: RecordStats) -> dict[str, int]:
+    """Write the kept raw records ``chunks``, renumbered from 0 in order, to the merged file and its record index,
+    counting them in ``stats``; return how many records of each source were written."""
     per_source: dict[str, int] = {}
-    records = iter(records)
+    number = 0
     with RecordIndexWriter(record_index) as index, atomic_file(merged) as stream:
-        while chunk := list(itertools.islice(records, WRITE_CHUNK_LINES)):
-            lines = [join_record_line(head, shard) for head, shard, _ in chunk]
-            stream.write(b"".join(lines))
-            categories = [CATEGORY_CODES[head["category"]] for head, _, _ in chunk]
-            chars = [head["chars"] for head, _, _ in chunk]
-            stats.add(categories, chars)
-            index.add(lines, [shard for _, shard, _ in chunk], categories, chars, [prompt for _, _, prompt in chunk])
-            for head, _, _ in chunk:
-                per_source[head["source"]] = per_source.get(head["source"], 0) + 1
+        for chunk in chunks:
+            source = orjson.dumps(chunk.source)
+            lines = [merged_record_line(line, at, source)
+                     for at, line in enumerate(chunk.lines, number)]
+            number += len(lines)
+            block = b"".join(lines)
+            stream.write(block)
+            lengths = line_lengths(lines)
+            rows = chunk.rows.copy()
+            # The head grows by what the merged head adds; the shard fields after it are the same bytes.
+            rows["head"] = lengths - (line_lengths(chunk.lines) - rows["head"])
+            rows["offset"] = np.cumsum(lengths) - lengths
+            index.add(rows, len(block))
+            stats.add(rows["category"], rows["chars"])
+            per_source[chunk.source] = per_source.get(chunk.source, 0) + len(lines)
     return per_source
 
 
@@ -154,10 +186,11 @@ def main(argv: Sequence[str]) -> None:
     counts = DuplicateCounts()
     stats = RecordStats()
     with line_progress(raw_files.values(), "merge") as bar:
-        sources = ((name, counted_lines(iter_lines(path), bar)) for name, path in raw_files.items())
-        records = merge_lines(sources, params.drop_duplicates, counts, near_duplicates,
-                              sum(source["records"] for source in manifest.values()))
-        per_source = write_merged(records, Path(merged_out), Path(record_index_out), stats)
+        chunks = counted_chunks((chunk for name, path in raw_files.items()
+                                 for chunk in raw_chunks(name, path, path.with_suffix(".npy"))), bar)
+        kept = merge_chunks(chunks, params.drop_duplicates, counts, near_duplicates,
+                            sum(source["records"] for source in manifest.values()))
+        per_source = write_merged(kept, Path(merged_out), Path(record_index_out), stats)
     write_json(Path(provenance_out), {
         "sources": {name: {**source, "kept": per_source.get(name, 0)} for name, source in manifest.items()},
         "merge": {"drop_duplicates": params.drop_duplicates, "drop_near_duplicates": params.drop_near_duplicates},

@@ -2,14 +2,13 @@
 terminal (CI logs, `dvc exp` queue workers) and for runs shorter than a couple of seconds."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol, TypeVar
 
 from tqdm import tqdm
 
 SHOW_AFTER_SECONDS = 2.0
-UPDATE_EVERY_LINES = 4096
 
 
 def line_progress(paths: Iterable[Path], description: str, file: IO[str] | None = None) -> tqdm:
@@ -20,17 +19,22 @@ def line_progress(paths: Iterable[Path], description: str, file: IO[str] | None 
                 bar_format="{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt}B{postfix} [{rate_fmt}, ETA {remaining}]")
 
 
-def counted_lines(lines: Iterable[bytes], bar: tqdm) -> Iterator[bytes]:
-    """``lines``, advancing ``bar`` by their bytes and showing the record count, in steps (cheap per line)."""
-    size = 0
-    for count, line in enumerate(lines, 1):
-        size += len(line)
-        if count % UPDATE_EVERY_LINES == 0:
-            bar.update(size)
-            bar.set_postfix_str(f"{count:,} records", refresh=False)
-            size = 0
-        yield line
-    bar.update(size)
+class Lines(Protocol):
+    @property
+    def lines(self) -> Sequence[bytes]: ...
+
+
+Chunk = TypeVar("Chunk", bound=Lines)
+
+
+def counted_chunks(chunks: Iterable[Chunk], bar: tqdm) -> Iterator[Chunk]:
+    """``chunks`` of record ``lines``, advancing ``bar`` by their bytes and showing the record count."""
+    count = 0
+    for chunk in chunks:
+        count += len(chunk.lines)
+        bar.update(sum(map(len, chunk.lines)))
+        bar.set_postfix_str(f"{count:,} records", refresh=False)
+        yield chunk
 
 
 def record_progress(description: str, file: IO[str] | None = None) -> tqdm:

@@ -1,30 +1,63 @@
 """Stage raw: write each source as canonical, validated JSON Lines under data/raw/.
 
 Usage: python3 -m src.raw PARAMS DVC_YAML DOWNLOADS OUT_DIR
-OUT_DIR gets one NAME.jsonl per source (record lines, src/jsonl.py) plus sources.json, which records their order
-for merge.
+OUT_DIR gets one NAME.jsonl per source (record lines, src/jsonl.py) and its record index NAME.npy
+(src/record_index.py), plus sources.json, which records their order for merge. Each record is encoded and hashed
+here once, for every later stage.
 """
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from .errors import expect_args, run_cli
-from .jsonl import SHARD_FIELDS, atomic_directory, join_record_line, shard_line, write_json
+from .jsonl import atomic_directory, raw_record_line, write_json
 from .params import PathSource, SampleSource, SourceSpec, UrlSource, load_params
-from .progress import UPDATE_EVERY_LINES, record_progress
-from .schema import RAW_MANIFEST
+from .progress import record_progress
+from .record_index import RecordIndexWriter, index_rows, record_digests
+from .schema import CATEGORY_CODES, RAW_MANIFEST
 from .sources import source_records
 from .stages import check_declared, stage_deps
 
+CHUNK_RECORDS = 4096  # records encoded and written at a time
 
-def raw_line(record: dict) -> bytes:
-    """A validated record as a record line: its index, category and the characters of each text field, then its
-    shard line's fields, encoded once here for every later stage."""
-    head = {"index": record["index"], "category": record["category"],
-            "chars": [len(record[field]) for field in SHARD_FIELDS]}
-    return join_record_line(head, shard_line(record))
+
+def encode_records(records: Sequence[dict]) -> tuple[list[bytes], np.ndarray]:
+    """The raw record lines of validated ``records`` and their record index rows."""
+    lines: list[bytes] = []
+    heads: list[int] = []
+    chars: list[int] = []  # three per record
+    prompts: list[bytes] = []
+    shards: list[bytes] = []
+    for record in records:
+        line, head, output = raw_record_line(record)
+        prompt, shard = record_digests(line, head, output)
+        lines.append(line)
+        heads.append(head)
+        chars += (len(record["instruction"]), len(record["input"]), len(record["output"]))
+        prompts.append(prompt)
+        shards.append(shard)
+    return lines, index_rows(lines, heads, [CATEGORY_CODES[record["category"]] for record in records], chars,
+                             prompts, shards)
+
+
+def write_source(records: Iterable[dict], lines_path: Path, index_path: Path, description: str = "") -> int:
+    """Write ``records`` (validated) as raw record lines to ``lines_path`` and their index to ``index_path``, in a
+    directory made whole by atomic_directory(); return how many there were."""
+    records = iter(records)
+    with lines_path.open("wb") as stream, RecordIndexWriter(index_path) as index, \
+            record_progress(description) as bar:
+        while chunk := list(itertools.islice(records, CHUNK_RECORDS)):
+            lines, rows = encode_records(chunk)
+            block = b"".join(lines)
+            stream.write(block)
+            index.add(rows, len(block))
+            bar.update(len(chunk))
+    return index.count
 
 
 def provenance(spec: SourceSpec, sha256: str) -> dict[str, object]:
@@ -49,16 +82,11 @@ def main(argv: Sequence[str]) -> None:
     manifest = {}
     with atomic_directory(Path(out_dir)) as staging:
         for spec in specs:
-            count = 0
-            digest = hashlib.sha256()
-            with (staging / f"{spec.name}.jsonl").open("wb") as stream, \
-                    record_progress(f"raw {spec.name}") as bar:
-                for count, record in enumerate(source_records(spec, Path(downloads), digest), 1):
-                    stream.write(raw_line(record))
-                    if count % UPDATE_EVERY_LINES == 0:
-                        bar.update(UPDATE_EVERY_LINES)
+            sha256 = hashlib.sha256()
+            count = write_source(source_records(spec, Path(downloads), sha256), staging / f"{spec.name}.jsonl",
+                                 staging / f"{spec.name}.npy", f"raw {spec.name}")
             manifest[spec.name] = {"kind": spec.kind, "records": count, "license": spec.license,
-                                   **provenance(spec, digest.hexdigest())}
+                                   **provenance(spec, sha256.hexdigest())}
         write_json(staging / RAW_MANIFEST, {"sources": manifest})
 
 

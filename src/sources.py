@@ -80,13 +80,15 @@ def _read(where: str, url: str, response: IO[bytes]) -> bytes:
 
 def source_records(spec: SourceSpec, downloads: Path, digest: Digest | None = None) -> Iterator[dict]:
     """Validated canonical records of one source, streamed; a path source's bytes also feed ``digest``."""
-    values: Iterator[tuple[str, object]]
-    match spec.origin:
-        case SampleSource(records, seed):
-            values = ((f"sample '{spec.name}' record {n}", record)
-                      for n, record in enumerate(sample_records(records, seed), 1))
-        case PathSource(path):
-            values = iter_source_file(Path(path), digest=digest)
-        case UrlSource() as source:
-            values = iter_source_file(download(spec.name, source, downloads), name=source.url)
-    return iter_validated(values, spec.name, spec.fields, spec.number_records)
+    def values(feed: Digest | None = None) -> Iterator[tuple[str, object]]:
+        match spec.origin:
+            case SampleSource(records, seed):
+                return ((f"sample '{spec.name}' record {n}", record)
+                        for n, record in enumerate(sample_records(records, seed), 1))
+            case PathSource(path):
+                return iter_source_file(Path(path), digest=feed)
+            case UrlSource() as source:
+                return iter_source_file(download(spec.name, source, downloads), name=source.url)
+        raise AssertionError(f"unknown origin {spec.origin!r}")
+
+    return iter_validated(values(digest), spec.name, spec.fields, spec.number_records, reread=values)

@@ -5,7 +5,7 @@ grouping by key (numpy sorts, never a lookup per record) keeps memory flat at an
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Self
@@ -15,11 +15,6 @@ import numpy as np
 PARTITION_RECORDS = 1 << 16  # rows per spill file, about (a few MB), so a file is grouped in little memory
 MAX_PARTITIONS = 256
 DIGEST_ROW = np.dtype([("high", "<u8"), ("low", "<u8")])  # a 16-byte digest (src/seen.py) as two words
-
-
-def digest_words(digests: Sequence[bytes]) -> np.ndarray:
-    """16-byte digests as (high, low) rows of DIGEST_ROW."""
-    return np.frombuffer(b"".join(digests), dtype=DIGEST_ROW)
 
 
 class SpillPartitions:
@@ -68,12 +63,13 @@ class RepeatCounter(SpillPartitions):
     def __init__(self, records: int) -> None:
         super().__init__(DIGEST_ROW, records)
 
-    def add_digests(self, digests: Sequence[bytes]) -> None:
-        words = digest_words(digests)
+    def add_words(self, digests: np.ndarray) -> None:
+        """Add 16-byte digests given as rows of two 64-bit words (src/record_index.py digest_rows())."""
+        words = np.ascontiguousarray(digests, dtype="<u8").view(DIGEST_ROW).reshape(-1)
         self.add(words, words["high"])
 
     def repeats(self) -> int:
-        """Call once, after the last add_digests()."""
+        """Call once, after the last add_words()."""
         repeats = 0
         for rows in self.partitions():
             rows = rows[np.lexsort((rows["low"], rows["high"]))]

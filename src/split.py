@@ -35,7 +35,7 @@ from .errors import DatasetError, expect_args, run_cli
 from .jsonl import atomic_directory, write_json
 from .params import SplitParams, load_params
 from .progress import line_progress
-from .record_index import RecordIndex
+from .record_index import RecordIndex, check_block
 from .schema import CATEGORIES
 from .shard_stats import ShardFile, ShardTally
 from .stages import check_declared, stage_deps
@@ -159,16 +159,6 @@ def write_shards(chunks: Iterable[Chunk], split: SplitParams, directory: Path, f
                       writer.md5[number].hexdigest()) for number, shard in enumerate(split.shards)]
 
 
-def _checked(merged: Path, block: bytearray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray) -> None:
-    """Refuse a block whose lines are not where the record index says (a merged file edited or replaced alone)."""
-    data = np.frombuffer(block, dtype=np.uint8)
-    cuts = starts + rows["head"]
-    if (np.any(cuts + 1 >= ends) or np.any(data[ends - 1] != ord("\n")) or np.any(data[cuts] != ord(","))
-            or np.any(data[cuts + 1] != ord(" "))):
-        raise DatasetError(f"{merged}: does not match its record index; run the merge stage again "
-                           "(dvc repro -f merge)")
-
-
 def merged_chunks(merged: Path, index: RecordIndex) -> Iterator[Chunk]:
     """The merged records in merged order, CHUNK_RECORDS at a time."""
     size = merged.stat().st_size
@@ -186,7 +176,7 @@ def merged_chunks(merged: Path, index: RecordIndex) -> Iterator[Chunk]:
                                    "(dvc repro -f merge)")
             starts = offsets[:stop - start] - offsets[0]
             ends = ends - offsets[0]
-            _checked(merged, block, starts, ends, rows)
+            check_block(merged, block, starts, ends, rows, "merge")
             yield Chunk(block, starts, ends, np.arange(start, stop), rows)
 
 
@@ -203,7 +193,7 @@ def chunks_in_order(merged: Path, index: RecordIndex, order: np.ndarray) -> Iter
             ends = np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)))
             block = bytearray(b"".join(lines))
             starts = ends - np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
-            _checked(merged, block, starts, ends, rows)
+            check_block(merged, block, starts, ends, rows, "merge")
             yield Chunk(block, starts, ends, records, rows)
 
 

@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+import orjson
 import pytest
 
 from src.jsonl import (
@@ -13,7 +14,9 @@ from src.jsonl import (
     count_lines,
     iter_lines,
     join_record_line,
+    merged_record_line,
     prompt_bytes,
+    raw_record_line,
     read_prompts,
     shard_line,
     split_record_line,
@@ -99,6 +102,21 @@ def test_a_record_line_holds_exactly_the_shard_line_and_its_prompt(text: str) ->
     assert prompt_bytes(shard_line(record)) == json.dumps(
         {"instruction": record["instruction"], "input": record["input"]},
         ensure_ascii=False).encode("utf-8")[:-2]  # up to the input's closing quote
+
+
+@pytest.mark.parametrize("text", [*TRICKY_TEXTS, ',"category":"x', ',"chars":[1]', '{"index":'])
+def test_raw_and_merged_record_lines_are_the_heads_and_shard_line_written_by_copying_bytes(text: str) -> None:
+    record = {"index": text or "0", "category": "summarization", "instruction": "問" + text, "input": text,
+              "output": text + "答"}
+    chars = [len(record["instruction"]), len(text), len(record["output"])]
+    line, head, output = raw_record_line(record)
+    assert line == join_record_line({"index": record["index"], "category": "summarization", "chars": chars},
+                                    shard_line(record))
+    assert line[head:] == b", " + shard_line(record)[1:]
+    assert line[head:output] == b", " + prompt_bytes(shard_line(record))[1:] + b'"'
+    assert merged_record_line(line, 12, orjson.dumps("s-" + text)) == join_record_line(
+        {"index": "12", "category": "summarization", "source": "s-" + text, "source_index": record["index"],
+         "chars": chars}, shard_line(record))
 
 
 def test_prompts_are_read_back_by_offset(tmp_path: Path) -> None:

@@ -7,13 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.jsonl import prompt_bytes, shard_line
-from src.merge import DuplicateCounts, main, merge_lines
+from src.errors import DatasetError
+from src.jsonl import join_record_line, shard_line
+from src.merge import DuplicateCounts, main, merge_chunks, write_merged
 from src.params import NearDuplicateParams
-from src.raw import raw_line
+from src.raw import write_source
+from src.record_index import ROW, record_digests
 from src.schema import CATEGORIES, RAW_MANIFEST
-from src.seen import digest
+from src.stats import RecordStats
 from tests.project import PROJECT_ROOT
+from tests.records_data import raw_chunk
 
 PROJECT_PARAMS = PROJECT_ROOT / "params.yaml"
 
@@ -27,28 +30,48 @@ ADDITIONS = [record("0", "山は？", "富士山", category="general_qa"), recor
              record("2", "湖は？", "琵琶湖", input="日本の湖")]
 
 
+def merged(tmp_path: Path, sources: list[tuple[str, list[dict]]], drop_duplicates: bool, counts: DuplicateCounts,
+           near_duplicates: NearDuplicateParams | None = None) -> tuple[list[bytes], np.ndarray]:
+    """The merged lines and record index rows of ``sources``."""
+    chunks = merge_chunks([raw_chunk(name, records) for name, records in sources], drop_duplicates, counts,
+                          near_duplicates)
+    write_merged(chunks, tmp_path / "merged.jsonl", tmp_path / "records.npy", RecordStats())
+    return (tmp_path / "merged.jsonl").read_bytes().splitlines(keepends=True), np.load(tmp_path / "records.npy")
+
+
 @pytest.mark.parametrize("drop, kept", [(False, [0, 1, 2, 3, 4, 5]), (True, [0, 1, 4, 5])])
-def test_merge_renumbers_keeps_provenance_and_counts_duplicates(drop: bool, kept: list[int]) -> None:
+def test_merge_renumbers_keeps_provenance_and_counts_duplicates(tmp_path: Path, drop: bool, kept: list[int]) -> None:
     counts = DuplicateCounts()
-    sources = [("base", map(raw_line, BASE)), ("additions", map(raw_line, ADDITIONS))]
-    merged = list(merge_lines(sources, drop, counts))
+    lines, rows = merged(tmp_path, [("base", BASE), ("additions", ADDITIONS)], drop, counts)
     originals = [("base", r) for r in BASE] + [("additions", r) for r in ADDITIONS]
-    assert merged == [
-        ({"index": str(number), "category": originals[position][1]["category"], "source": originals[position][0],
-          "source_index": originals[position][1]["index"],
-          "chars": [len(originals[position][1][k]) for k in ("instruction", "input", "output")]},
-         shard_line(originals[position][1]), digest(prompt_bytes(shard_line(originals[position][1]))))
+    assert lines == [
+        join_record_line({"index": str(number), "category": originals[position][1]["category"],
+                          "source": originals[position][0], "source_index": originals[position][1]["index"],
+                          "chars": [len(originals[position][1][k]) for k in ("instruction", "input", "output")]},
+                         shard_line(originals[position][1]))
         for number, position in enumerate(kept)
     ]
     # "c" and "0" repeat "a"'s shard line; "1" repeats only its prompt.
     assert counts == DuplicateCounts(exact=2, same_prompt=3, dropped=2 if drop else 0)
+    # The record index: per line, where it starts and where its shard fields start, what the split counts, and the
+    # digests of its prompt and shard fields, carried over from the raw stage's index.
+    assert rows.dtype == ROW
+    assert rows["offset"].tolist() == [sum(map(len, lines[:n])) for n in range(len(kept))]
+    for line, row, position in zip(lines, rows, kept, strict=True):
+        fields = json.loads(line)
+        shard = shard_line(fields)
+        assert line[row["head"]:] == b", " + shard[1:]
+        assert (CATEGORIES[row["category"]], row["chars"].tolist()) == (fields["category"], fields["chars"])
+        output = line.index(b', "output": ', row["head"])
+        assert (row["prompt"].tobytes(), row["line"].tobytes()) == record_digests(line, row["head"], output)
+        assert fields["source_index"] == originals[position][1]["index"]
 
 
 def test_merge_stage_writes_merged_lines_and_metrics(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
     for name, records in (("base", BASE), ("additions", ADDITIONS)):
-        (raw / f"{name}.jsonl").write_bytes(b"".join(map(raw_line, records)))
+        write_source(records, raw / f"{name}.jsonl", raw / f"{name}.npy")
     manifest = {"base": {"kind": "path", "records": 3, "license": "cc-by-sa-3.0", "path": "base.json", "sha256": "ab"},
                 "additions": {"kind": "sample", "records": 3, "license": None, "sample_records": 3, "seed": 1}}
     (raw / RAW_MANIFEST).write_text(json.dumps({"sources": manifest}))
@@ -69,19 +92,41 @@ def test_merge_stage_writes_merged_lines_and_metrics(tmp_path: Path) -> None:
     assert lines[0] == ('{"index":"0","category":"open_qa","source":"base","source_index":"a","chars":[3,0,3], '
                         '"instruction": "山は？", "input": "", "output": "富士山"}\n').encode()
     assert [json.loads(line)["source_index"] for line in lines] == ["a", "b", "1", "2"]
-    # The record index: per line, where it starts and where its shard fields start, and what the split counts.
-    rows = np.load(record_index)
-    assert rows["offset"].tolist() == [sum(map(len, lines[:n])) for n in range(4)]
-    for line, row in zip(lines, rows, strict=True):
-        fields = json.loads(line)
-        assert line[row["head"]:].startswith(b', "instruction": ')
-        assert (CATEGORIES[row["category"]], row["chars"].tolist()) == (fields["category"], fields["chars"])
-        assert row["prompt"].tobytes() == digest(prompt_bytes(shard_line(fields)))
+    assert np.load(record_index)["offset"].tolist() == [sum(map(len, lines[:n])) for n in range(4)]
     summary = json.loads(metrics.read_text())
     assert summary["records"] == 4
     assert summary["sources"] == {"base": 2, "additions": 2}
     assert summary["duplicates"] == {"exact": 2, "same_prompt": 3, "dropped": 2, "near_dropped": 0}
     assert summary["categories"]["open_qa"] == 4 and summary["with_input"] == 1
+
+
+RAW_EDITS = {
+    "a line edited": (lambda raw: raw.write_bytes(raw.read_bytes().replace("信濃川".encode(), "信濃川!".encode())),
+                      "{raw}: does not match its record index; run the raw stage again (dvc repro -f raw)"),
+    "a line removed": (lambda raw: raw.write_bytes(b"".join(raw.read_bytes().splitlines(keepends=True)[:2])),
+                       "{raw}: does not match its record index; run the raw stage again (dvc repro -f raw)"),
+    "a line added": (lambda raw: raw.write_bytes(raw.read_bytes() * 2),
+                     "{raw}: holds more records than its record index; run the raw stage again (dvc repro -f raw)"),
+    "the index removed": (lambda raw: raw.with_suffix(".npy").unlink(),
+                          "{index}: missing; run the raw stage again (dvc repro -f raw)"),
+}
+
+
+@pytest.mark.parametrize("edit", RAW_EDITS)
+def test_raw_lines_that_disagree_with_their_record_index_are_refused(tmp_path: Path, edit: str) -> None:
+    """Each is part of the raw stage's output; a hand edit of one alone is caught before anything is written."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    write_source(BASE, raw / "base.jsonl", raw / "base.npy")
+    (raw / RAW_MANIFEST).write_text(json.dumps({"sources": {"base": {"kind": "sample", "records": 3}}}))
+    change, message = RAW_EDITS[edit]
+    change(raw / "base.jsonl")
+    merged = tmp_path / "merged"
+    with pytest.raises(DatasetError) as error:
+        main([str(PROJECT_PARAMS), str(raw), str(merged / "m.jsonl"), str(merged / "records.npy"),
+              str(merged / "sources.json"), str(tmp_path / "merge.json")])
+    assert str(error.value) == message.format(raw=raw / "base.jsonl", index=raw / "base.npy")
+    assert not merged.exists() or list(merged.iterdir()) == []
 
 
 # A passage of 300 distinct characters; one character changed leaves 291 of the 301 5-grams of the two shared
@@ -96,16 +141,17 @@ NEAR = [record("0", "要約して", "x", input=PASSAGE), record("1", "要約し�
     (False, ["0", "2"], DuplicateCounts(exact=1, same_prompt=1, near_dropped=2)),
     (True, ["0", "2"], DuplicateCounts(exact=1, same_prompt=1, dropped=1, near_dropped=1)),
 ])
-def test_near_duplicates_of_earlier_kept_records_are_dropped_when_asked(drop_duplicates: bool, kept: list[str],
+def test_near_duplicates_of_earlier_kept_records_are_dropped_when_asked(tmp_path: Path, drop_duplicates: bool,
+                                                                        kept: list[str],
                                                                         counts: DuplicateCounts) -> None:
     found = DuplicateCounts()
-    merged = list(merge_lines([("s", map(raw_line, NEAR))], drop_duplicates, found, NearDuplicateParams()))
-    assert [head["source_index"] for head, _, _ in merged] == kept
-    assert [head["index"] for head, _, _ in merged] == ["0", "1"]
+    lines, _ = merged(tmp_path, [("s", NEAR)], drop_duplicates, found, NearDuplicateParams())
+    assert [json.loads(line)["source_index"] for line in lines] == kept
+    assert [json.loads(line)["index"] for line in lines] == ["0", "1"]
     assert found == counts
 
 
-def test_without_the_near_duplicate_drop_near_duplicates_are_kept() -> None:
+def test_without_the_near_duplicate_drop_near_duplicates_are_kept(tmp_path: Path) -> None:
     found = DuplicateCounts()
-    assert len(list(merge_lines([("s", map(raw_line, NEAR))], False, found))) == 4
+    assert len(merged(tmp_path, [("s", NEAR)], False, found)[0]) == 4
     assert found.near_dropped == 0

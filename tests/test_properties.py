@@ -21,17 +21,17 @@ from hypothesis import strategies as st
 from src import records as records_module
 from src.errors import DatasetError
 from src.jsonl import prompt_bytes, shard_line
-from src.merge import DuplicateCounts, merge_lines, write_merged
+from src.merge import DuplicateCounts, merge_chunks, write_merged
 from src.params import MergeParams, RawParams, SplitParams, even_ranges, parse_params_text
-from src.raw import raw_line
 from src.record_index import RecordIndex
 from src.records import iter_source_file, iter_validated
 from src.schema import CATEGORIES
-from src.seen import SeenSet, digest
+from src.seen import SeenSet
 from src.shard_stats import ShardTally
 from src.split import laid_out
 from src.split import write_shards as split_write_shards
 from src.stats import RecordStats
+from tests.records_data import raw_chunk, write_merged_records
 
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=None)
 FEW = settings(max_examples=60, deadline=None, derandomize=True, database=None)
@@ -94,12 +94,9 @@ def contiguous_ranges(data: st.DataObject, records: int) -> list[tuple[int, int]
 def write_shards(merged: list[dict], split: SplitParams) -> list[bytes]:
     """The shards the split stage writes from these merged records (the merged file and record index written as
     the merge stage writes them)."""
-    records = [({"index": r["index"], "category": r["category"], "source": "s", "source_index": r["index"],
-                 "chars": [len(r[k]) for k in ("instruction", "input", "output")]},
-                shard_line(r), digest(prompt_bytes(shard_line(r)))) for r in merged]
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
-        write_merged(records, work / "merged.jsonl", work / "records.npy", RecordStats())
+        write_merged_records(work, merged)
         with RecordIndex(work / "records.npy") as index, \
                 ShardTally(split.count, work / "merged.jsonl", index.records) as tally:
             split_write_shards(laid_out(work / "merged.jsonl", index, split), split, work, "x-{shard}.jsonl", tally)
@@ -112,8 +109,11 @@ def write_shards(merged: list[dict], split: SplitParams) -> list[bytes]:
 def test_every_merged_record_lands_in_exactly_one_shard_in_order(sources, copies, drop_duplicates, data) -> None:
     sources = with_copies(sources, copies)
     counts = DuplicateCounts()
-    raw_sources = [(name, [raw_line(r) for r in records]) for name, records in sources]
-    merged = [{**head, **json.loads(shard)} for head, shard, _ in merge_lines(raw_sources, drop_duplicates, counts)]
+    with tempfile.TemporaryDirectory() as directory:
+        merged_file = Path(directory) / "merged.jsonl"
+        write_merged(merge_chunks([raw_chunk(name, records) for name, records in sources if records], drop_duplicates,
+                                  counts), merged_file, Path(directory) / "records.npy", RecordStats())
+        merged = [json.loads(line) for line in merged_file.read_bytes().splitlines()]
     assert all(m["chars"] == [len(m["instruction"]), len(m["input"]), len(m["output"])] for m in merged)
 
     # The merge keeps every record (or the first of each exact duplicate), in source order, renumbered.
@@ -318,7 +318,7 @@ def test_sources_read_back_exactly_whatever_the_formatting(scratch: Path, values
     path = Path(handle.name)
     try:
         with mock.patch.object(records_module, "CHUNK_BYTES", chunk):
-            assert list(iter_validated(iter_source_file(path), "s")) == values
+            assert list(iter_validated(iter_source_file(path), "s", reread=lambda: iter_source_file(path))) == values
     finally:
         path.unlink()
 
@@ -337,7 +337,7 @@ def test_any_bytes_are_read_as_records_or_refused_cleanly(scratch: Path, data: b
         for chunk in (2, 1 << 20):
             with mock.patch.object(records_module, "CHUNK_BYTES", chunk):
                 try:
-                    list(iter_validated(iter_source_file(path), "s"))
+                    list(iter_validated(iter_source_file(path), "s", reread=lambda: iter_source_file(path)))
                 except DatasetError as error:
                     assert str(error).startswith((str(path), "source 's'"))
     finally:

@@ -1,14 +1,16 @@
-"""The merged file's record index: one fixed-size row per merged record, read a range or a selection at a time."""
+"""Record indexes: one fixed-size row per record line, written a chunk at a time, read a range or a selection at a
+time; and the digests the raw stage puts in them."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from src.errors import DatasetError
-from src.jsonl import join_record_line, shard_line
-from src.record_index import ROW, RecordIndex, RecordIndexWriter
+from src.jsonl import join_record_line, prompt_bytes, shard_line
+from src.record_index import ROW, RecordIndex, RecordIndexWriter, index_rows, record_digests
 from src.seen import digest
 
 
@@ -21,8 +23,12 @@ def write_index(path: Path, records: int, chunk: int) -> list[bytes]:
     with RecordIndexWriter(path) as index:
         for start in range(0, records, chunk):
             numbers = range(start, min(start + chunk, records))
-            index.add(lines[start:start + chunk], [shard_line(fields(n)) for n in numbers], [n % 8 for n in numbers],
-                      [[2, n, 1] for n in numbers], [digest(str(n).encode()) for n in numbers])
+            part = lines[start:start + chunk]
+            heads = [len(line) - len(shard_line(fields(n))) - 1 for line, n in zip(part, numbers, strict=True)]
+            rows = index_rows(part, heads,
+                              [n % 8 for n in numbers], [count for n in numbers for count in (2, n, 1)],
+                              [digest(str(n).encode()) for n in numbers], [digest(str(-n).encode()) for n in numbers])
+            index.add(rows, sum(map(len, part)))
     return lines
 
 
@@ -38,6 +44,7 @@ def test_rows_are_written_in_chunks_and_read_back_by_range_and_selection(tmp_pat
     assert whole["category"].tolist() == [0, 1, 2, 3, 4, 5, 6]
     assert whole["chars"][:, 1].tolist() == list(range(7))
     assert [row.tobytes() for row in whole["prompt"]] == [digest(str(n).encode()) for n in range(7)]
+    assert [row.tobytes() for row in whole["line"]] == [digest(str(-n).encode()) for n in range(7)]
     with RecordIndex(path) as index:
         assert index.records == 7
         assert index.rows(2, 5).tobytes() == whole[2:5].tobytes()
@@ -48,7 +55,7 @@ def test_rows_are_written_in_chunks_and_read_back_by_range_and_selection(tmp_pat
 def test_a_failed_merge_writes_no_index(tmp_path: Path) -> None:
     path = tmp_path / "records.npy"
     with pytest.raises(RuntimeError), RecordIndexWriter(path) as index:
-        index.add([b"x"], [b"x"], [0], [[0, 0, 0]], [bytes(16)])
+        index.add(index_rows([b"x"], [0], [0], [0, 0, 0], [bytes(16)], [bytes(16)]), 1)
         raise RuntimeError("the merge failed")
     assert list(tmp_path.iterdir()) == []
 
@@ -61,3 +68,15 @@ def test_an_index_shorter_than_its_header_is_refused(tmp_path: Path) -> None:
         index.rows(0, 5)
     assert str(error.value) == (f"{path}: holds fewer rows than its header says; run the merge stage again "
                                 "(dvc repro -f merge)")
+
+
+def test_digests_are_of_the_prompt_and_of_the_shard_fields_each_hashed_once() -> None:
+    record = {"index": "1", "category": "open_qa", **fields(3)}
+    line = join_record_line({"index": "1"}, shard_line(record))
+    head = line.index(b', "instruction": ')
+    output = line.index(b', "output": ')
+    prompt, shard = record_digests(line, head, output)
+    assert prompt == hashlib.sha256(b", " + prompt_bytes(shard_line(record))[1:] + b'"').digest()[:16]
+    assert shard == hashlib.sha256(b", " + shard_line(record)[1:]).digest()[:16]
+    other = join_record_line({"index": "2", "source": "s"}, shard_line(record))  # another head, the same digests
+    assert record_digests(other, other.index(b', "instruction": '), other.index(b', "output": ')) == (prompt, shard)

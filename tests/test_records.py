@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ KINDS = {"array": array_bytes, "jsonl": jsonl_bytes}
 
 
 def read(path: Path, name: str = "src") -> list[dict]:
-    return list(iter_validated(iter_source_file(path), name))
+    return list(iter_validated(iter_source_file(path), name, reread=lambda: iter_source_file(path)))
 
 
 def error_of(path: Path) -> str:
@@ -148,7 +149,7 @@ def test_the_name_given_for_a_download_is_used_in_errors(tmp_path: Path) -> None
     path = write(tmp_path, "sha256-0123", jsonl_bytes([GOOD[0], {**GOOD[1], "output": None}]))
     url = "http://127.0.0.1:1/dolly.jsonl"
     with pytest.raises(DatasetError) as caught:
-        list(iter_validated(iter_source_file(path, name=url), "dolly_ja"))
+        list(iter_validated(iter_source_file(path, name=url), "dolly_ja", reread=lambda: iter_source_file(path, name=url)))
     assert str(caught.value) == f"{url}:2: field 'output' is null; it must be a string"
 
 
@@ -349,22 +350,38 @@ def test_renamed_fields_and_numbered_records() -> None:
 
 def test_a_source_with_no_records_is_refused() -> None:
     with pytest.raises(DatasetError) as caught:
-        list(iter_validated(iter([]), "additions"))
+        list(iter_validated(iter([]), "additions", reread=lambda: iter([])))
     assert str(caught.value) == "source 'additions' holds no records"
+
+
+def validated(values: Sequence[tuple[str, object]], source: str) -> list[dict]:
+    return list(iter_validated(iter(values), source, reread=lambda: iter(values)))
 
 
 def test_duplicate_index_is_per_source_and_exact() -> None:
     values = [("w1", record(0)), ("w2", record(1, index="0 ")), ("w3", record(2, index="00"))]
-    assert [r["index"] for r in iter_validated(iter(values), "a")] == ["0", "0 ", "00"]
-    assert len(list(iter_validated(iter([("w", record(0))]), "b"))) == 1  # another source may reuse "0"
+    assert [r["index"] for r in validated(values, "a")] == ["0", "0 ", "00"]
+    assert len(validated([("w", record(0))], "b")) == 1  # another source may reuse "0"
     with pytest.raises(DatasetError) as caught:
-        list(iter_validated(iter([*values, ("f.jsonl:4", record(3, index="00"))]), "a"))
+        validated([*values, ("f.jsonl:4", record(3, index="00"))], "a")
     assert str(caught.value) == "f.jsonl:4: index '00' appears twice in source 'a'; give every record its own index"
+
+
+def test_a_repeated_index_is_reported_before_a_later_problem_and_after_an_earlier_one(monkeypatch) -> None:
+    monkeypatch.setattr(records_module, "INDEX_CHECK_RECORDS", 2)  # the repeat and the problem in other batches
+    values = [(f"w{n}", record(n)) for n in range(6)]
+    repeat = ("w6", record(6, index="1"))
+    with pytest.raises(DatasetError) as caught:
+        validated([*values, repeat, ("w7", record(7, category="x")), ("w8", record(8, index="2"))], "a")
+    assert str(caught.value) == "w6: index '1' appears twice in source 'a'; give every record its own index"
+    with pytest.raises(DatasetError) as caught:
+        validated([*values[:2], ("w2", record(2, category="x")), *values[2:], repeat], "a")
+    assert str(caught.value).startswith("w2: category 'x' is unknown")
 
 
 def test_records_before_an_error_are_streamed_and_the_error_comes_at_the_bad_one(tmp_path: Path) -> None:
     path = write(tmp_path, "s.jsonl", jsonl_bytes([GOOD[0], GOOD[1], record(2, category="x")]))
-    stream = iter_validated(iter_source_file(path), "s")
+    stream = iter_validated(iter_source_file(path), "s", reread=lambda: iter_source_file(path))
     assert [next(stream)["index"], next(stream)["index"]] == ["0", "1"]
     with pytest.raises(DatasetError, match=rf"^{path}:3: category 'x' is unknown"):
         next(stream)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from src import spill
+from src.record_index import digest_rows
 from src.seen import digest
 from src.spill import DIGEST_ROW, RepeatCounter, SpillPartitions
 
@@ -31,7 +32,7 @@ def test_repeats_are_the_digests_added_before(monkeypatch, partition_records: in
     monkeypatch.setattr(spill, "PARTITION_RECORDS", partition_records)
     keys = [b"a", b"b", b"a", b"", b"c", b"a", b""]
     with RepeatCounter(len(keys)) as counter:
-        counter.add_digests([digest(key) for key in keys[:3]])
-        counter.add_digests([digest(key) for key in keys[3:]])
+        counter.add_words(digest_rows([digest(key) for key in keys[:3]]))
+        counter.add_words(digest_rows([digest(key) for key in keys[3:]]))
         assert counter.repeats() == 3  # the second and third "a", the second ""
     assert DIGEST_ROW.itemsize == 16

@@ -34,10 +34,11 @@ pytestmark = pytest.mark.e2e
 PREFIX = "dolly-ja"  # the team remote is s3://S3_BUCKET/PREFIX
 SHARD_2 = SHARD_TEMPLATE.format("2_of_4")
 SHARDS = "data/shards"
-# The cached outputs: data/raw (its .dir listing and three files), the merged file, its record index and its
-# sources.json, data/shards (its .dir listing, four shards and the dataset card), the offline plots page. Metrics
-# and plot tables are small and kept in git.
-OBJECTS_PER_RELEASE = 4 + 3 + 6 + 1
+# The cached outputs: data/raw (its .dir listing and five files: two sources, their record indexes and
+# sources.json), the merged file, its record index and its sources.json, data/shards (its .dir listing, four shards
+# and the dataset card), the offline plots page. Metrics and plot tables are small and kept in git.
+RAW_OBJECTS = 1 + 5
+OBJECTS_PER_RELEASE = RAW_OBJECTS + 3 + 6 + 1
 UP_TO_DATE = "Data and pipelines are up to date.\n"
 
 
@@ -120,7 +121,7 @@ def test_default_local_remote_round_trips_through_a_fresh_clone(repo: Repo, tmp_
     assert f"{OBJECTS_PER_RELEASE} files fetched and " in pulled.stdout
     outs = cached_outs(repo)
     original = out_files(repo, outs)
-    assert len(original) == 12  # data/raw's three, the merged three, four shards and the card, the plots page
+    assert len(original) == 14  # data/raw's five, the merged three, four shards and the card, the plots page
     assert out_files(clone, outs) == original
     assert clone.sh(readme_command("dvc status")).stdout == UP_TO_DATE
 
@@ -317,7 +318,7 @@ def test_push_to_a_stopped_server_fails_clearly_and_a_later_push_completes(
     expected = cache_objects(clone)
     assert len(expected) == OBJECTS_PER_RELEASE
 
-    assert clone.dvc("push", "data/raw").stdout == "4 files pushed\n"
+    assert clone.dvc("push", "data/raw").stdout == f"{RAW_OBJECTS} files pushed\n"
     partial = server.objects(PREFIX)
     assert set(partial) == out_object_keys(clone, ["data/raw"])
 
@@ -330,7 +331,7 @@ def test_push_to_a_stopped_server_fails_clearly_and_a_later_push_completes(
     server.start()  # same directory, ports and credentials
     assert server.objects(PREFIX) == partial
     resumed = clone.dvc("push")
-    assert resumed.stdout == f"{OBJECTS_PER_RELEASE - 4} files pushed\n"
+    assert resumed.stdout == f"{OBJECTS_PER_RELEASE - RAW_OBJECTS} files pushed\n"
     assert server.objects(PREFIX) == expected
 
 
