@@ -16,6 +16,7 @@ import errno
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from .errors import DatasetError
 
 SHARD_FIELDS = ("instruction", "input", "output")
 # A JSON string never holds an unescaped '"', so the first occurrence of these bytes is the structural one.
+FLUSH_SECONDS = 0.5  # how often FlushBehind hands written bytes to the disk
 _SHARD_FIELDS_START = b', "instruction": '
 _OUTPUT_START = b'", "output": "'
 
@@ -141,11 +143,57 @@ def _mode_after_umask(mode: int) -> int:
     return mode & ~umask
 
 
+class FlushBehind:
+    """Hands a file's written bytes to the disk from a second thread every FLUSH_SECONDS while it is being written,
+    so that the disk works while the stage computes and the fsync that makes the file durable waits only for the
+    last few (for the 1.1 GB merged file of 1M records, an fsync at the end alone waited about 3 s)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._flush, name="flush-behind", daemon=True)
+        self._thread.start()
+
+    def _flush(self) -> None:
+        while not self._done.wait(FLUSH_SECONDS):
+            os.fdatasync(self._stream.fileno())
+
+    def stop(self) -> None:
+        """Stop flushing (before the file is closed)."""
+        self._done.set()
+        self._thread.join()
+
+    def sync(self) -> None:
+        """Stop flushing, then flush the rest and wait until the whole file is on the disk."""
+        self.stop()
+        self._stream.flush()
+        os.fsync(self._stream.fileno())
+
+
+@contextmanager
+def durable(stream: BinaryIO) -> Iterator[BinaryIO]:
+    """``stream`` flushed behind while the with block writes it, and on the disk once it ends without an error."""
+    flusher = FlushBehind(stream)
+    try:
+        yield stream
+    except BaseException:
+        flusher.stop()
+        raise
+    flusher.sync()
+
+
+def write_durable(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` and wait until it is on the disk (a file of a directory atomic_directory() fills)."""
+    with path.open("wb") as stream, durable(stream):
+        stream.write(data)
+
+
 @contextmanager
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Write ``path`` through a temporary file in the same directory, renamed into place on success.
+    """Write ``path`` through a temporary file in the same directory, flushed to disk, then renamed into place.
 
-    A run that fails or is killed leaves the old file (or none), never a partial one.
+    A run that fails or is killed (or a machine that loses power) leaves the old file (or none), never a partial
+    one.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
@@ -153,9 +201,8 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     try:
         with os.fdopen(handle, "wb") as stream:
             os.fchmod(stream.fileno(), _mode_after_umask(0o666))
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
+            with durable(stream):
+                yield stream
         os.replace(temporary, path)
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
@@ -184,7 +231,8 @@ def write_json(path: Path, obj: object) -> None:
 
 @contextmanager
 def atomic_directory(path: Path) -> Iterator[Path]:
-    """Fill a temporary sibling directory, then swap it in for ``path`` on success."""
+    """Fill a temporary sibling directory, then swap it in for ``path`` on success. Its files are the caller's to
+    write durably (durable(), write_durable(), atomic_file())."""
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp"))

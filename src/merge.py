@@ -42,6 +42,13 @@ class RawChunk:
     lines: list[bytes]
     rows: np.ndarray
 
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(map(len, self.lines))
+
     def kept(self, keep: np.ndarray) -> RawChunk:
         """The records where ``keep`` (a boolean per record) is true."""
         return RawChunk(self.source, [line for line, kept in zip(self.lines, keep.tolist(), strict=True) if kept],

@@ -2,23 +2,32 @@
 
 Usage: python3 -m src.plots_page OUT_HTML
 DVC's own page loads Vega, Vega-Lite and vega-embed from a CDN (DVC issue #5679). This page carries all
-three inline, from the pip package vl-convert-python, and has no `{scripts}` placeholder, so DVC adds no
-<script src=...> tag; `.dvc/config` points DVC at it (`[plots] html_template = ../plots/page.html`).
-Every plot renders as SVG (a DOM dump shows each mark) and without vega-embed's action menu (its links
-go to the network). The same vl-convert-python version writes the same bytes.
+three inline and has no `{scripts}` placeholder, so DVC adds no <script src=...> tag; `.dvc/config` points DVC
+at it (`[plots] html_template = ../plots/page.html`). The three are their projects' own minified builds, as the
+pip package django-js-lib-vega-embed carries them (the npm packages' build/*.min.js, less the sourceMappingURL
+comment), and each is checked against its sha256 pinned here before it is inlined. Every plot renders as SVG (a
+DOM dump shows each mark) and without vega-embed's action menu (its links go to the network).
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 
 from .errors import DatasetError, expect_args, run_cli
 from .jsonl import atomic_file
 
-# DVC's templates (built-in and ours) declare the Vega-Lite v5 schema: inline the newest v5, not v6.
-VEGA_LITE_VERSION = "5.21"
-VL_CONVERT = "vl-convert-python"
+# DVC's templates (built-in and ours) declare the Vega-Lite v5 schema: Vega 5, Vega-Lite 5 and vega-embed 6.
+SCRIPTS_PACKAGE = "django-js-lib-vega-embed"
+SCRIPTS_MODULE = "js_lib_vega_embed"
+# (library, version, file in the package, its sha256): the npm package's build/*.min.js at that version, less its
+# last line ("//# sourceMappingURL=..."), checked against npm's tarballs when pinned.
+SCRIPTS = (
+    ("Vega", "5.33.0", "vega5.js", "6a6c1e9978bd78435dfbb51344d1d536319262e70f2c569ca9764ce5acc203da"),
+    ("Vega-Lite", "5.23.0", "vega-lite5.js", "594f554cecafe6b992d51b7c00f4c0e5fc5f92114c7e1a641d2cf150f21cc60d"),
+    ("vega-embed", "6.29.0", "vega-embed6.js", "dbd49aff8999dfb12983cbcefeefb355ae72af68d7556ddcec12193a0eb46450"),
+)
 
 # DVC's page placeholders (dvc_render.html.HTML): {plot_divs} gets the plots, {refresh_tag} the optional
 # <meta http-equiv="refresh">. {scripts} is left out on purpose: DVC would put its CDN <script> tags there.
@@ -75,23 +84,30 @@ UNSAFE_IN_SCRIPT = ("</script", "<!--", "<script")
 
 
 def javascript_bundle() -> tuple[str, str]:
-    """Vega, Vega-Lite and vega-embed as one classic script defining window.vegaEmbed, and where they come from."""
+    """Vega, Vega-Lite and vega-embed, as classic scripts one after another that define window.vegaEmbed, and
+    where they come from."""
     try:
-        import vl_convert
-    except ImportError:
-        raise DatasetError(f"the pip package {VL_CONVERT} is not installed; "
+        folder = resources.files(SCRIPTS_MODULE) / "static" / SCRIPTS_MODULE
+    except ModuleNotFoundError:
+        raise DatasetError(f"the pip package {SCRIPTS_PACKAGE} is not installed; "
                            "run: python3 -m pip install -r requirements.txt") from None
-    # The stub requires a snippet; None (the package's default) makes the bundle define the globals DVC's page uses.
-    bundle = vl_convert.javascript_bundle(None, vl_version=VEGA_LITE_VERSION)  # type: ignore[arg-type]
+    scripts = []
+    for library, version, name, sha256 in SCRIPTS:
+        data = (folder / name).read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise DatasetError(f"{SCRIPTS_PACKAGE} {metadata.version(SCRIPTS_PACKAGE)}: {name} is not {library} "
+                               f"{version} as pinned in src/plots_page.py; "
+                               "run: python3 -m pip install -r requirements.txt")
+        scripts.append(data.decode("utf-8"))
+    bundle = "\n".join(scripts)
     lowered = bundle.lower()
     unsafe = [text for text in (*UNSAFE_IN_SCRIPT, PLOTS_PLACEHOLDER, SCRIPTS_PLACEHOLDER, REFRESH_PLACEHOLDER)
               if text in lowered]
-    if unsafe or "window.vegaEmbed" not in bundle:
-        raise DatasetError(f"{VL_CONVERT} {metadata.version(VL_CONVERT)}: its JavaScript bundle cannot be inlined "
-                           f"in the plots page (contains {unsafe or 'no window.vegaEmbed'})")
-    origin = (f"Vega {vl_convert.get_vega_version()}, Vega-Lite {VEGA_LITE_VERSION} and vega-embed "
-              f"{vl_convert.get_vega_embed_version()}, from {VL_CONVERT} {metadata.version(VL_CONVERT)}")
-    return bundle, origin
+    if unsafe:
+        raise DatasetError(f"{SCRIPTS_PACKAGE} {metadata.version(SCRIPTS_PACKAGE)}: its scripts cannot be inlined "
+                           f"in the plots page (they contain {unsafe})")
+    origin = ", ".join(f"{library} {version}" for library, version, _, _ in SCRIPTS)
+    return bundle, f"{origin}, from {SCRIPTS_PACKAGE} {metadata.version(SCRIPTS_PACKAGE)}"
 
 
 def build_page() -> bytes:

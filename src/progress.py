@@ -2,7 +2,7 @@
 terminal (CI logs, `dvc exp` queue workers) and for runs shorter than a couple of seconds."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Protocol, TypeVar
 
@@ -19,20 +19,24 @@ def line_progress(paths: Iterable[Path], description: str, file: IO[str] | None 
                 bar_format="{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt}B{postfix} [{rate_fmt}, ETA {remaining}]")
 
 
-class Lines(Protocol):
+class Counted(Protocol):
+    """A chunk of records: len() is how many, nbytes how many bytes they take in the file being read."""
+
+    def __len__(self) -> int: ...
+
     @property
-    def lines(self) -> Sequence[bytes]: ...
+    def nbytes(self) -> int: ...
 
 
-Chunk = TypeVar("Chunk", bound=Lines)
+Chunk = TypeVar("Chunk", bound=Counted)
 
 
 def counted_chunks(chunks: Iterable[Chunk], bar: tqdm) -> Iterator[Chunk]:
-    """``chunks`` of record ``lines``, advancing ``bar`` by their bytes and showing the record count."""
+    """``chunks``, advancing ``bar`` by their bytes and showing the record count."""
     count = 0
     for chunk in chunks:
-        count += len(chunk.lines)
-        bar.update(sum(map(len, chunk.lines)))
+        count += len(chunk)
+        bar.update(chunk.nbytes)
         bar.set_postfix_str(f"{count:,} records", refresh=False)
         yield chunk
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import expect_args, run_cli
-from .jsonl import atomic_directory, raw_record_line, write_json
+from .jsonl import atomic_directory, durable, raw_record_line, write_json
 from .params import PathSource, SampleSource, SourceSpec, UrlSource, load_params
 from .progress import record_progress
 from .record_index import RecordIndexWriter, index_rows, record_digests
@@ -46,10 +46,10 @@ def encode_records(records: Sequence[dict]) -> tuple[list[bytes], np.ndarray]:
 
 
 def write_source(records: Iterable[dict], lines_path: Path, index_path: Path, description: str = "") -> int:
-    """Write ``records`` (validated) as raw record lines to ``lines_path`` and their index to ``index_path``, in a
-    directory made whole by atomic_directory(); return how many there were."""
+    """Write ``records`` (validated) as raw record lines to ``lines_path`` and their index to ``index_path``, both
+    flushed to disk, in a directory made whole by atomic_directory(); return how many there were."""
     records = iter(records)
-    with lines_path.open("wb") as stream, RecordIndexWriter(index_path) as index, \
+    with lines_path.open("wb") as file, durable(file) as stream, RecordIndexWriter(index_path) as index, \
             record_progress(description) as bar:
         while chunk := list(itertools.islice(records, CHUNK_RECORDS)):
             lines, rows = encode_records(chunk)

@@ -24,7 +24,7 @@ from .spill import MAX_PARTITIONS, PARTITION_RECORDS, SpillPartitions
 
 NON_EMPTY_FIELDS = ("instruction", "output")
 CHUNK_BYTES = 1 << 20
-INDEX_CHECK_RECORDS = 4096  # indexes spilled at a time
+INDEX_CHECK_RECORDS = 1 << 16  # indexes spilled at a time (each spill writes to every partition)
 # A record larger than this is reported instead of read on (bounds memory on garbage input).
 MAX_RECORD_CHARS = 16 << 20
 
@@ -82,6 +82,10 @@ class ByteStream(Protocol):
     def __iter__(self) -> Iterator[bytes]: ...
 
 
+class SourceFile(ByteStream, Protocol):
+    def readlines(self, hint: int, /) -> list[bytes]: ...
+
+
 class Digest(Protocol):
     def update(self, data: bytes, /) -> None: ...
 
@@ -89,7 +93,7 @@ class Digest(Protocol):
 class _Digesting:
     """A source stream that feeds every byte it hands out to ``digest`` (the file's checksum, in one read)."""
 
-    def __init__(self, stream: ByteStream, digest: Digest) -> None:
+    def __init__(self, stream: SourceFile, digest: Digest) -> None:
         self._stream, self._digest = stream, digest
 
     def read(self, size: int, /) -> bytes:
@@ -98,9 +102,10 @@ class _Digesting:
         return data
 
     def __iter__(self) -> Iterator[bytes]:
-        for line in self._stream:
-            self._digest.update(line)
-            yield line
+        # Lines a batch at a time, so the digest is fed once per batch rather than once per line.
+        while lines := self._stream.readlines(CHUNK_BYTES):
+            self._digest.update(b"".join(lines))
+            yield from lines
 
 
 class _Utf8Text:

@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from tqdm import tqdm
 
 from .card import render_card
 from .contamination import load_eval_set
 from .errors import DatasetError, expect_args, run_cli
-from .jsonl import atomic_directory, write_json
+from .jsonl import FlushBehind, atomic_directory, write_durable, write_json
 from .params import SplitParams, load_params
-from .progress import line_progress
+from .progress import counted_chunks, line_progress
 from .record_index import RecordIndex, check_block
 from .schema import CATEGORIES
 from .shard_stats import ShardFile, ShardTally
@@ -66,6 +65,13 @@ class Chunk:
     records: np.ndarray
     rows: np.ndarray
 
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.block)
+
 
 class _ShardWriter:
     """Writes and hashes shard files on a second thread (file writes and md5 release the GIL, so they overlap with
@@ -73,7 +79,7 @@ class _ShardWriter:
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self._paths = paths
-        self._open: tuple[int, BinaryIO] | None = None  # the shard being written (ranges come in order)
+        self._open: tuple[int, BinaryIO, FlushBehind] | None = None  # the shard being written (in order)
         self.md5 = [hashlib.md5() for _ in paths]
         self.bytes = [0] * len(paths)
         self._thread = ThreadPoolExecutor(max_workers=1)
@@ -86,29 +92,35 @@ class _ShardWriter:
 
     def _write(self, number: int, data: bytes) -> None:
         if self._open is None or self._open[0] != number:
-            self._close_file()
-            self._open = number, self._paths[number].open("wb")
+            self._close_file(synced=True)
+            stream = self._paths[number].open("wb")
+            self._open = number, stream, FlushBehind(stream)
         self._open[1].write(data)
         self.md5[number].update(data)
         self.bytes[number] += len(data)
 
     def close(self) -> None:
-        """Wait for every write (raising the first failure) and close the files."""
+        """Wait for every write (raising the first failure), then close the files, flushed to disk."""
         try:
             while self._queued:
                 self._queued.popleft().result()
+            self._thread.submit(self._close_file, synced=True).result()
         finally:
             self.abandon()
 
     def abandon(self) -> None:
         """Stop after the writes under way, without waiting for their outcome (the run is failing already)."""
         self._thread.shutdown(cancel_futures=True)
-        self._close_file()
+        self._close_file(synced=False)
 
-    def _close_file(self) -> None:
+    def _close_file(self, synced: bool) -> None:
         if self._open is not None:
-            self._open[1].close()
+            _, stream, flusher = self._open
             self._open = None
+            try:
+                flusher.sync() if synced else flusher.stop()
+            finally:
+                stream.close()
 
 
 def cut_shard_lines(block: bytearray, cuts: np.ndarray, ends: np.ndarray) -> bytes:
@@ -211,16 +223,6 @@ def laid_out(merged: Path, index: RecordIndex, split: SplitParams) -> Iterator[C
     return chunks_in_order(merged, index, order)
 
 
-def counted_chunks(chunks: Iterable[Chunk], bar: tqdm) -> Iterator[Chunk]:
-    """``chunks``, advancing the progress ``bar`` by their bytes and showing the record count."""
-    count = 0
-    for chunk in chunks:
-        count += len(chunk.records)
-        bar.update(len(chunk.block))
-        bar.set_postfix_str(f"{count:,} records", refresh=False)
-        yield chunk
-
-
 def main(argv: Sequence[str]) -> None:
     (params_path, dvc_yaml, merged, record_index, provenance_path, shard_path, card_path, metrics_out, shards_table,
      categories_table, lengths_table, leakage_table, contamination_table) = expect_args(
@@ -251,7 +253,7 @@ def main(argv: Sequence[str]) -> None:
             card = render_card(params.card, split, provenance, summary.tables["shards"],
                                summary.tables["categories"], file_name, SHARD_PLACEHOLDER, summary.headline,
                                eval_set.files, eval_set.ngram)
-            (staging / Path(card_path).name).write_text(card, encoding="utf-8")
+            write_durable(staging / Path(card_path).name, card.encode("utf-8"))
     write_json(Path(metrics_out), {**summary.headline, "strategy": split.strategy, "seed": split.seed})
     for path, name in ((shards_table, "shards"), (categories_table, "categories"), (lengths_table, "lengths"),
                        (leakage_table, "leakage"), (contamination_table, "contamination")):

@@ -3,15 +3,20 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 
+from src import jsonl
 from src.jsonl import (
     atomic_directory,
     atomic_file,
     count_lines,
+    durable,
     iter_lines,
     join_record_line,
     merged_record_line,
@@ -146,3 +151,35 @@ def test_shard_lines_equal_the_reference_for_every_code_point() -> None:
     for character in characters:  # and one at a time, so no neighbour could hide a difference
         assert shard_line({"instruction": character, "input": "", "output": "x"}) == reference_shard_line(
             {"instruction": character, "input": "", "output": "x"})
+
+
+def test_durable_hands_bytes_to_the_disk_while_writing_and_syncs_at_the_end(tmp_path: Path, monkeypatch) -> None:
+    """The flush-behind thread calls fdatasync while the with block writes; fsync comes once, after the last byte
+    (a failed write syncs nothing); the thread is gone either way."""
+    monkeypatch.setattr(jsonl, "FLUSH_SECONDS", 0.01)
+    calls: list[tuple[str, int]] = []
+    def recorded(name: str, real: Callable[[int], None]) -> Callable[[int], None]:
+        def call(fd: int) -> None:
+            calls.append((name, os.fstat(fd).st_size))
+            real(fd)
+        return call
+
+    monkeypatch.setattr(os, "fdatasync", recorded("fdatasync", os.fdatasync))
+    monkeypatch.setattr(os, "fsync", recorded("fsync", os.fsync))
+    path = tmp_path / "out.jsonl"
+    with path.open("wb") as stream, durable(stream):
+        for _ in range(20):
+            stream.write(b"x" * 4096)
+            stream.flush()
+            time.sleep(0.01)
+    assert path.read_bytes() == b"x" * 4096 * 20
+    assert calls[-1] == ("fsync", 4096 * 20)
+    assert [name for name, _ in calls[:-1]] == ["fdatasync"] * (len(calls) - 1) and len(calls) > 2
+    assert not [thread for thread in threading.enumerate() if thread.name == "flush-behind"]
+
+    calls.clear()
+    with pytest.raises(RuntimeError), (tmp_path / "failed.jsonl").open("wb") as stream, durable(stream):
+        stream.write(b"partial")
+        raise RuntimeError("the stage failed")
+    assert [name for name, _ in calls if name == "fsync"] == []
+    assert not [thread for thread in threading.enumerate() if thread.name == "flush-behind"]

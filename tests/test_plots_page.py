@@ -1,5 +1,6 @@
 """Stage plots_page (the offline page template for `dvc plots show/diff`) and the custom Vega-Lite templates in
-.dvc/plots/, checked without a browser: DVC's own renderer fills them and vl-convert draws them to SVG."""
+.dvc/plots/, checked without a browser: DVC's own renderer fills them and vl-convert (a dev requirement) draws them
+to SVG."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ import re
 import subprocess
 import sys
 from html.parser import HTMLParser
+from importlib import resources
 from itertools import pairwise
 from pathlib import Path
 from xml.etree import ElementTree
@@ -15,8 +17,9 @@ import pytest
 import vl_convert
 from dvc_render import VegaRenderer, render_html
 
+from src import plots_page
 from src.errors import run_cli
-from src.plots_page import VEGA_LITE_VERSION, build_page, main
+from src.plots_page import SCRIPTS, SCRIPTS_MODULE, build_page, main
 from tests.project import PROJECT_ROOT
 
 TEMPLATES = PROJECT_ROOT / ".dvc" / "plots"
@@ -57,7 +60,11 @@ def test_page_is_a_dvc_template_without_the_scripts_placeholder(page: str) -> No
     # Vega, Vega-Lite and vega-embed inline, then the wrapper that makes DVC's vegaEmbed calls draw SVG.
     scripts = [attrs for tag, attrs in elements(page) if tag == "script"]
     assert scripts == [{}, {}]
-    assert "window.vegaEmbed=" in page and 'renderer: "svg", actions: false' in page
+    folder = resources.files(SCRIPTS_MODULE) / "static" / SCRIPTS_MODULE
+    inlined = [page.index((folder / name).read_text(encoding="utf-8")) for _, _, name, _ in SCRIPTS]
+    assert inlined == sorted(inlined)  # Vega, then Vega-Lite, then vega-embed (which defines vegaEmbed)
+    assert page.index('renderer: "svg", actions: false') > inlined[-1]
+    assert "<!-- Vega 5.33.0, Vega-Lite 5.23.0, vega-embed 6.29.0, from django-js-lib-vega-embed 6.29.0.3, inlined" in page
 
 
 def test_page_loads_nothing_from_the_network(page: str) -> None:
@@ -111,15 +118,28 @@ def test_wrong_arguments_print_the_usage(capsys) -> None:
     assert capsys.readouterr().err == "error: usage: python3 -m src.plots_page OUT_HTML\n"
 
 
-def test_missing_vl_convert_is_a_one_line_error(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setitem(sys.modules, "vl_convert", None)  # import vl_convert now raises ImportError
+def test_missing_scripts_package_is_a_one_line_error(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, SCRIPTS_MODULE, None)  # importing it now raises ModuleNotFoundError
     assert run_cli(main, [str(tmp_path / "page.html")]) == 1
-    assert capsys.readouterr().err == ("error: the pip package vl-convert-python is not installed; "
+    assert capsys.readouterr().err == ("error: the pip package django-js-lib-vega-embed is not installed; "
                                        "run: python3 -m pip install -r requirements.txt\n")
     assert not (tmp_path / "page.html").exists()
 
 
-# --- the custom templates: filled by DVC's renderer, drawn by vl-convert (Vega-Lite as inlined in the page) ----------
+def test_a_script_other_than_the_pinned_one_is_refused(tmp_path: Path, monkeypatch, capsys) -> None:
+    library, version, name, _ = SCRIPTS[1]
+    monkeypatch.setattr(plots_page, "SCRIPTS", (SCRIPTS[0], (library, version, name, "0" * 64), SCRIPTS[2]))
+    assert run_cli(main, [str(tmp_path / "page.html")]) == 1
+    assert capsys.readouterr().err == ("error: django-js-lib-vega-embed 6.29.0.3: vega-lite5.js is not Vega-Lite "
+                                       "5.23.0 as pinned in src/plots_page.py; "
+                                       "run: python3 -m pip install -r requirements.txt\n")
+    assert not (tmp_path / "page.html").exists()
+
+
+# --- the custom templates: filled by DVC's renderer, drawn by vl-convert ------------------------------------------
+# The page inlines Vega-Lite 5.23; vl-convert's newest v5 is 5.21 (the browser tests, tests/e2e/test_plots.py, draw
+# them with the page itself).
+VEGA_LITE_VERSION = "5.21"
 
 def shard_names(count: int) -> list[str]:
     return [f"{k}_of_{count}" for k in range(1, count + 1)]

@@ -20,6 +20,13 @@ class Terminal(io.StringIO):
 class Chunk:
     lines: list[bytes]
 
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(map(len, self.lines))
+
 
 def lines_file(tmp_path: Path, count: int) -> Path:
     path = tmp_path / "lines.jsonl"
@@ -39,7 +46,7 @@ def test_a_terminal_sees_records_bytes_rate_and_eta(tmp_path: Path, monkeypatch)
     with line_progress([path], "split", file=screen) as bar:
         chunks = list(counted_chunks(chunks_of(path, 10), bar))
         bar.refresh()
-    assert sum(len(chunk.lines) for chunk in chunks) == 100
+    assert sum(map(len, chunks)) == 100
     shown = screen.getvalue().split("\r")
     assert shown[2].startswith("split: 100% 1.10k/1.10kB, 100 records [") and shown[2].endswith("B/s, ETA 00:00]")
     assert shown[-1] == ""  # the bar clears its line when the stage ends
@@ -49,7 +56,7 @@ def test_nothing_is_printed_when_stderr_is_not_a_terminal(tmp_path: Path, monkey
     monkeypatch.setattr(progress, "SHOW_AFTER_SECONDS", 0)
     path, log = lines_file(tmp_path, 10_000), io.StringIO()
     with line_progress([path], "split", file=log) as bar:
-        assert sum(len(chunk.lines) for chunk in counted_chunks(chunks_of(path, 4096), bar)) == 10_000
+        assert sum(map(len, counted_chunks(chunks_of(path, 4096), bar))) == 10_000
     with record_progress("raw s", file=log) as bar:
         bar.update(10_000)
     assert log.getvalue() == ""

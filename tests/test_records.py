@@ -7,6 +7,7 @@ everything else below is an error whose text says what to fix and where.
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -386,3 +387,15 @@ def test_records_before_an_error_are_streamed_and_the_error_comes_at_the_bad_one
     with pytest.raises(DatasetError, match=rf"^{path}:3: category 'x' is unknown"):
         next(stream)
 
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("chunk", [3, 1 << 20])
+def test_the_source_digest_is_of_every_byte_read(tmp_path: Path, monkeypatch, kind: str, chunk: int) -> None:
+    """The sha256 the dataset card names is fed as the file is read (JSON Lines: a batch of lines at a time)."""
+    monkeypatch.setattr(records_module, "CHUNK_BYTES", chunk)
+    data = codecs.BOM_UTF8 + KINDS[kind](GOOD).replace(b"\n", b"\r\n")
+    path = write(tmp_path, f"source.{kind}", data)
+    digest = hashlib.sha256()
+    assert len(list(iter_source_file(path, digest=digest))) == len(GOOD)
+    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
