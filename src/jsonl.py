@@ -43,23 +43,13 @@ def shard_line(record: Mapping[str, str]) -> bytes:
             + b', "output": ' + orjson.dumps(record["output"]) + b"}\n")
 
 
-def join_record_line(head: Mapping[str, object], shard: bytes) -> bytes:
-    """A record line: ``head`` as a JSON object, with the fields of the shard line ``shard`` appended."""
-    return orjson.dumps(head)[:-1] + b", " + shard[1:]
-
-
-def split_record_line(line: bytes) -> tuple[dict, bytes]:
-    """(head, shard line) of a record line."""
-    cut = line.index(_SHARD_FIELDS_START)
-    return orjson.loads(line[:cut] + b"}"), b"{" + line[cut + 2:]
-
-
 def raw_record_line(record: Mapping[str, str]) -> tuple[bytes, int, int]:
     """A record's raw record line (its index, category and the characters of each text field, then the fields of
     its shard line), with where its shard fields and its output field start in it (the ", " before each).
 
-    One format string writes what shard_line() and join_record_line() would (tested): this runs once per record
-    of every source, and building the line in one step takes a third of the time.
+    One format string writes the head as orjson's compact JSON less its "}", then ", ", then shard_line() less its
+    "{" (tested against that definition): this runs once per record of every source, and building the line in one
+    step takes a third of the time.
     """
     instruction, input, output = record["instruction"], record["input"], record["output"]
     head = b'{"index":%b,"category":%b,"chars":[%d,%d,%d]' % (
@@ -77,8 +67,8 @@ _CHARS_START = b',"chars":'
 
 def merged_record_line(raw_line: bytes, number: int, source: bytes) -> bytes:
     """The merged record line of a raw record line: index ``number``, then its category, ``source`` (the source's
-    name, JSON-encoded) and its raw index as source_index, then its chars and shard fields; byte for byte the line
-    join_record_line() writes for that head (tested), with no parsing or encoding."""
+    name, JSON-encoded) and its raw index as source_index, then its chars and shard fields; byte for byte the
+    record line of that head (tested), with no parsing or encoding."""
     category = raw_line.index(_CATEGORY_START)
     chars = raw_line.index(_CHARS_START, category)
     return b'{"index":"%d"%b,"source":%b,"source_index":%b%b' % (
@@ -104,12 +94,6 @@ def prompt_bytes(shard: bytes) -> bytes:
 def prompt_fields(prompt: bytes) -> dict[str, str]:
     """The instruction and input of prompt_bytes()."""
     return orjson.loads(prompt + b'"}')
-
-
-def iter_lines(path: Path) -> Iterator[bytes]:
-    """Lines of a file we wrote ourselves, split on \\n only (never on U+2028 and friends)."""
-    with path.open("rb") as stream:
-        yield from stream
 
 
 def count_lines(path: Path, chunk_size: int = 1 << 20) -> int:

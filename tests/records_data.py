@@ -2,12 +2,26 @@
 stages after them. An ordinary module for tests to import."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+import orjson
 
 from src.merge import RawChunk, write_merged
 from src.raw import encode_records
 from src.stats import RecordStats
+
+
+def record_line(head: Mapping[str, object], shard: bytes) -> bytes:
+    """A record line by its definition (src/jsonl.py): ``head`` as orjson's compact JSON less its "}", then ", ",
+    then the shard line ``shard`` less its "{"."""
+    return orjson.dumps(head)[:-1] + b", " + shard[1:]
+
+
+def digest16(data: bytes) -> bytes:
+    """Some 16-byte digest, as the record indexes and duplicate sets keep them."""
+    return hashlib.sha256(data).digest()[:16]
 
 
 def raw_chunk(source: str, records: Sequence[dict]) -> RawChunk:

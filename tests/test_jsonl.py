@@ -17,15 +17,13 @@ from src.jsonl import (
     atomic_file,
     count_lines,
     durable,
-    iter_lines,
-    join_record_line,
     merged_record_line,
     prompt_bytes,
     raw_record_line,
     read_prompts,
     shard_line,
-    split_record_line,
 )
+from tests.records_data import record_line
 
 AWKWARD_TEXTS = ["", "富士山は日本一高い山です。", 'quote " and backslash \\', "tab\tnew\nline\rreturn",
                  "line separator \u2028 and paragraph \u2029", "emoji 🗻 and NUL \x00", "/ slash <b>&amp;</b>"]
@@ -44,10 +42,9 @@ def test_shard_line_bytes_for_a_known_record() -> None:
     assert not line.startswith(b"\xef\xbb\xbf")
 
 
-def test_iter_lines_splits_on_newline_only_not_on_unicode_line_separators(tmp_path: Path) -> None:
+def test_count_lines_counts_newlines_only_not_unicode_line_separators(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl"
     path.write_bytes('{"a": "x\u2028y\x85z"}\n{"a": "2"}\n'.encode("utf-8"))
-    assert [json.loads(line) for line in iter_lines(path)] == [{"a": "x\u2028y\x85z"}, {"a": "2"}]
     assert count_lines(path) == 2
 
 
@@ -101,9 +98,8 @@ TRICKY_TEXTS = ['", "instruction": "x', '", "output": "y', '\\", "output": "', "
 def test_a_record_line_holds_exactly_the_shard_line_and_its_prompt(text: str) -> None:
     record = {"instruction": "問" + text, "input": text, "output": text + "答"}
     head = {"index": text or "0", "category": "open_qa", "source": "s", "source_index": text, "chars": [1, 2, 3]}
-    line = join_record_line(head, shard_line(record))
+    line = record_line(head, shard_line(record))
     assert json.loads(line) == {**head, **record}
-    assert split_record_line(line) == (head, shard_line(record))
     assert prompt_bytes(shard_line(record)) == json.dumps(
         {"instruction": record["instruction"], "input": record["input"]},
         ensure_ascii=False).encode("utf-8")[:-2]  # up to the input's closing quote
@@ -115,11 +111,11 @@ def test_raw_and_merged_record_lines_are_the_heads_and_shard_line_written_by_cop
               "output": text + "答"}
     chars = [len(record["instruction"]), len(text), len(record["output"])]
     line, head, output = raw_record_line(record)
-    assert line == join_record_line({"index": record["index"], "category": "summarization", "chars": chars},
+    assert line == record_line({"index": record["index"], "category": "summarization", "chars": chars},
                                     shard_line(record))
     assert line[head:] == b", " + shard_line(record)[1:]
     assert line[head:output] == b", " + prompt_bytes(shard_line(record))[1:] + b'"'
-    assert merged_record_line(line, 12, orjson.dumps("s-" + text)) == join_record_line(
+    assert merged_record_line(line, 12, orjson.dumps("s-" + text)) == record_line(
         {"index": "12", "category": "summarization", "source": "s-" + text, "source_index": record["index"],
          "chars": chars}, shard_line(record))
 
@@ -127,7 +123,7 @@ def test_raw_and_merged_record_lines_are_the_heads_and_shard_line_written_by_cop
 def test_prompts_are_read_back_by_offset(tmp_path: Path) -> None:
     records = [{"instruction": "問" + text, "input": text, "output": text + "答"} for text in TRICKY_TEXTS]
     heads = [{"index": str(n), "source_index": text} for n, text in enumerate(TRICKY_TEXTS)]
-    lines = [join_record_line(head, shard_line(record)) for head, record in zip(heads, records, strict=True)]
+    lines = [record_line(head, shard_line(record)) for head, record in zip(heads, records, strict=True)]
     starts = [sum(map(len, lines[:n])) for n in range(len(lines))]
     merged = tmp_path / "merged.jsonl"
     merged.write_bytes(b"".join(lines))

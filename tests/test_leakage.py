@@ -10,7 +10,7 @@ from src import spill
 from src.jsonl import prompt_bytes, shard_line
 from src.leakage import EXAMPLES_PER_PAIR, MAX_PAIR_ROWS, LeakageTally, PairCounts, leakage_rows
 from src.params import NearDuplicateParams
-from src.seen import digest
+from tests.records_data import digest16 as digest
 
 PASSAGE = "".join(chr(0x4E00 + (n * 7919) % 20000) for n in range(300))
 EDITED = PASSAGE[:150] + "。" + PASSAGE[151:]  # a near-duplicate of PASSAGE (Jaccard 0.97)

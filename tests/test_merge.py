@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from src.errors import DatasetError
-from src.jsonl import join_record_line, shard_line
+from src.jsonl import shard_line
 from src.merge import DuplicateCounts, main, merge_chunks, write_merged
 from src.params import NearDuplicateParams
 from src.raw import write_source
@@ -16,7 +16,7 @@ from src.record_index import ROW, record_digests
 from src.schema import CATEGORIES, RAW_MANIFEST
 from src.stats import RecordStats
 from tests.project import PROJECT_ROOT
-from tests.records_data import raw_chunk
+from tests.records_data import raw_chunk, record_line
 
 PROJECT_PARAMS = PROJECT_ROOT / "params.yaml"
 
@@ -45,7 +45,7 @@ def test_merge_renumbers_keeps_provenance_and_counts_duplicates(tmp_path: Path, 
     lines, rows = merged(tmp_path, [("base", BASE), ("additions", ADDITIONS)], drop, counts)
     originals = [("base", r) for r in BASE] + [("additions", r) for r in ADDITIONS]
     assert lines == [
-        join_record_line({"index": str(number), "category": originals[position][1]["category"],
+        record_line({"index": str(number), "category": originals[position][1]["category"],
                           "source": originals[position][0], "source_index": originals[position][1]["index"],
                           "chars": [len(originals[position][1][k]) for k in ("instruction", "input", "output")]},
                          shard_line(originals[position][1]))

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from src.errors import DatasetError
-from src.jsonl import join_record_line, prompt_bytes, shard_line
+from src.jsonl import prompt_bytes, raw_record_line, shard_line
 from src.record_index import ROW, RecordIndex, RecordIndexWriter, index_rows, record_digests
-from src.seen import digest
+from tests.records_data import digest16 as digest
+from tests.records_data import record_line
 
 
 def fields(n: int) -> dict:
@@ -19,7 +20,7 @@ def fields(n: int) -> dict:
 
 
 def write_index(path: Path, records: int, chunk: int) -> list[bytes]:
-    lines = [join_record_line({"index": str(n), "chars": [2, n, 1]}, shard_line(fields(n))) for n in range(records)]
+    lines = [record_line({"index": str(n), "chars": [2, n, 1]}, shard_line(fields(n))) for n in range(records)]
     with RecordIndexWriter(path) as index:
         for start in range(0, records, chunk):
             numbers = range(start, min(start + chunk, records))
@@ -72,11 +73,22 @@ def test_an_index_shorter_than_its_header_is_refused(tmp_path: Path) -> None:
 
 def test_digests_are_of_the_prompt_and_of_the_shard_fields_each_hashed_once() -> None:
     record = {"index": "1", "category": "open_qa", **fields(3)}
-    line = join_record_line({"index": "1"}, shard_line(record))
+    line = record_line({"index": "1"}, shard_line(record))
     head = line.index(b', "instruction": ')
     output = line.index(b', "output": ')
     prompt, shard = record_digests(line, head, output)
     assert prompt == hashlib.sha256(b", " + prompt_bytes(shard_line(record))[1:] + b'"').digest()[:16]
     assert shard == hashlib.sha256(b", " + shard_line(record)[1:]).digest()[:16]
-    other = join_record_line({"index": "2", "source": "s"}, shard_line(record))  # another head, the same digests
+    other = record_line({"index": "2", "source": "s"}, shard_line(record))  # another head, the same digests
     assert record_digests(other, other.index(b', "instruction": '), other.index(b', "output": ')) == (prompt, shard)
+
+
+def test_prompts_that_a_separator_would_confuse_have_distinct_digests() -> None:
+    """Instruction and input were once joined with "\x00", so these were one key and merging dropped a distinct
+    record; the digest is of the prompt's JSON encoding."""
+    pairs = [(("問\x00", "x"), ("問", "\x00x")), (("a", ""), ("", "a")), (("ab", ""), ("a", "b"))]
+    for first, second in pairs:
+        digests = [record_digests(*raw_record_line({"index": "0", "category": "open_qa", "instruction": instruction,
+                                                     "input": input_, "output": "o"}))
+                   for instruction, input_ in (first, second)]
+        assert digests[0][0] != digests[1][0] and digests[0][1] != digests[1][1], (first, second)

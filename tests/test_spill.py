@@ -6,8 +6,8 @@ import pytest
 
 from src import spill
 from src.record_index import digest_rows
-from src.seen import digest
 from src.spill import DIGEST_ROW, RepeatCounter, SpillPartitions
+from tests.records_data import digest16 as digest
 
 
 @pytest.mark.parametrize("partition_records", [1, 3, 1 << 16])

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from src.errors import run_cli
-from src.jsonl import join_record_line, shard_line
+from src.jsonl import shard_line
 from src.split import cut_shard_lines, main
-from tests.records_data import write_merged_records
+from tests.records_data import record_line, write_merged_records
 
 PARAMS = """
 raw: {sources: {s: {sample: {records: 10}}}}
@@ -262,7 +262,7 @@ def test_shard_lines_are_cut_from_a_block_of_record_lines() -> None:
     texts = ["", "富士山", 'quote " and backslash \\', "line separator \u2028", "emoji 🗻 and NUL \x00"]
     records = [{"instruction": "問" + text, "input": text, "output": text + "答"} for text in texts]
     heads = [{"index": str(n), "source_index": text} for n, text in enumerate(texts)]
-    lines = [join_record_line(head, shard_line(record)) for head, record in zip(heads, records, strict=True)]
+    lines = [record_line(head, shard_line(record)) for head, record in zip(heads, records, strict=True)]
     ends = np.cumsum([len(line) for line in lines])
     starts = ends - [len(line) for line in lines]
     heads_length = np.array([len(line) - len(shard_line(record)) - 1 for line, record in zip(lines, records,
