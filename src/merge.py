@@ -37,9 +37,11 @@ CHUNK_RECORDS = 4096  # raw records read, checked and written at a time
 
 @dataclass(frozen=True)
 class RawChunk:
-    """Consecutive raw records of one source: their raw record lines and record index rows."""
+    """Consecutive raw records of one source: their raw record lines, the lines' lengths and their record index
+    rows."""
     source: str
     lines: list[bytes]
+    lengths: np.ndarray
     rows: np.ndarray
 
     def __len__(self) -> int:
@@ -47,12 +49,12 @@ class RawChunk:
 
     @property
     def nbytes(self) -> int:
-        return sum(map(len, self.lines))
+        return int(self.lengths.sum())
 
     def kept(self, keep: np.ndarray) -> RawChunk:
         """The records where ``keep`` (a boolean per record) is true."""
         return RawChunk(self.source, [line for line, kept in zip(self.lines, keep.tolist(), strict=True) if kept],
-                        self.rows[keep])
+                        self.lengths[keep], self.rows[keep])
 
 
 @dataclass
@@ -77,7 +79,7 @@ def raw_chunks(source: str, lines_path: Path, index_path: Path) -> Iterator[RawC
                                    "(dvc repro -f raw)")
             check_block(lines_path, b"".join(lines), ends - lengths, ends, rows, "raw")
             position += int(ends[-1])
-            yield RawChunk(source, lines, rows)
+            yield RawChunk(source, lines, lengths, rows)
         if stream.read(1):
             raise DatasetError(f"{lines_path}: holds more records than its record index; run the raw stage again "
                                "(dvc repro -f raw)")
@@ -163,7 +165,7 @@ def write_merged(chunks: Iterable[RawChunk], merged: Path, record_index: Path, s
             lengths = line_lengths(lines)
             rows = chunk.rows.copy()
             # The head grows by what the merged head adds; the shard fields after it are the same bytes.
-            rows["head"] = lengths - (line_lengths(chunk.lines) - rows["head"])
+            rows["head"] = lengths - (chunk.lengths - rows["head"])
             rows["offset"] = np.cumsum(lengths) - lengths
             index.add(rows, len(block))
             stats.add(rows["category"], rows["chars"])

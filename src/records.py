@@ -20,7 +20,7 @@ import orjson
 
 from .errors import DatasetError
 from .schema import CATEGORIES, FIELDS
-from .spill import MAX_PARTITIONS, PARTITION_RECORDS, SpillPartitions
+from .spill import DIGEST_ROW, MAX_PARTITIONS, PARTITION_RECORDS, SpillPartitions, repeated
 
 NON_EMPTY_FIELDS = ("instruction", "output")
 CHUNK_BYTES = 1 << 20
@@ -323,29 +323,30 @@ class _IndexRepeats(SpillPartitions):
         self._pending: list[bytes] = []
         self._added = 0
 
-    def add(self, index: str) -> None:  # type: ignore[override]
+    def add_index(self, index: str) -> None:
         self._pending.append(hashlib.sha256(index.encode("utf-8")).digest()[:16])
         if len(self._pending) >= INDEX_CHECK_RECORDS:
             self._flush()
 
     def _flush(self) -> None:
-        words = np.frombuffer(b"".join(self._pending), dtype="<u8").reshape(-1, 2)
+        words = np.frombuffer(b"".join(self._pending), dtype=DIGEST_ROW)
         rows = np.empty(len(words), dtype=_INDEX_ROW)
-        rows["high"], rows["low"] = words[:, 0], words[:, 1]
+        rows["high"], rows["low"] = words["high"], words["low"]
         rows["record"] = np.arange(self._added + 1, self._added + len(words) + 1)
-        super().add(rows, rows["high"])
+        self.add(rows, rows["high"])
         self._added += len(words)
         self._pending.clear()
 
     def first_repeat(self) -> int | None:
-        """The number of the first record whose index an earlier record has; call once, after the last add()."""
+        """The number of the first record whose index an earlier record has; call once, after the last
+        add_index()."""
         self._flush()
         firsts = []
         for rows in self.partitions():
             rows = rows[np.lexsort((rows["record"], rows["low"], rows["high"]))]
-            repeated = (rows["high"][1:] == rows["high"][:-1]) & (rows["low"][1:] == rows["low"][:-1])
-            if repeated.any():
-                firsts.append(int(rows["record"][1:][repeated].min()))
+            repeats = rows["record"][1:][repeated(rows)]
+            if len(repeats):
+                firsts.append(int(repeats.min()))
         return min(firsts, default=None)
 
 
@@ -374,7 +375,7 @@ def iter_validated(values: Iterator[tuple[str, object]], source: str, renames: M
             for count, (where, value) in enumerate(values, 1):
                 record = validate_record(value, where, renames, str(count - 1) if number_records else None)
                 if not number_records:
-                    indexes.add(record["index"])
+                    indexes.add_index(record["index"])
                 yield record
         except DatasetError:
             check()

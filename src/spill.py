@@ -17,6 +17,16 @@ MAX_PARTITIONS = 256
 DIGEST_ROW = np.dtype([("high", "<u8"), ("low", "<u8")])  # a 16-byte digest (src/seen.py) as two words
 
 
+def digest_words(digests: np.ndarray) -> np.ndarray:
+    """16-byte digests given as rows of two 64-bit words (src/record_index.py digest_rows()) as DIGEST_ROW rows."""
+    return np.ascontiguousarray(digests, dtype="<u8").view(DIGEST_ROW).reshape(-1)
+
+
+def repeated(rows: np.ndarray) -> np.ndarray:
+    """For rows sorted by (high, low): whether each row but the first repeats the digest of the row before it."""
+    return (rows["high"][1:] == rows["high"][:-1]) & (rows["low"][1:] == rows["low"][:-1])
+
+
 class SpillPartitions:
     """Rows of ``dtype`` spilled by key into temporary files; read back a partition at a time."""
 
@@ -65,14 +75,10 @@ class RepeatCounter(SpillPartitions):
 
     def add_words(self, digests: np.ndarray) -> None:
         """Add 16-byte digests given as rows of two 64-bit words (src/record_index.py digest_rows())."""
-        words = np.ascontiguousarray(digests, dtype="<u8").view(DIGEST_ROW).reshape(-1)
+        words = digest_words(digests)
         self.add(words, words["high"])
 
     def repeats(self) -> int:
         """Call once, after the last add_words()."""
-        repeats = 0
-        for rows in self.partitions():
-            rows = rows[np.lexsort((rows["low"], rows["high"]))]
-            repeats += int(np.count_nonzero((rows["high"][1:] == rows["high"][:-1])
-                                            & (rows["low"][1:] == rows["low"][:-1])))
-        return repeats
+        return sum(int(np.count_nonzero(repeated(rows[np.lexsort((rows["low"], rows["high"]))])))
+                   for rows in self.partitions())

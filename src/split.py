@@ -34,7 +34,7 @@ from .errors import DatasetError, expect_args, run_cli
 from .jsonl import FlushBehind, atomic_directory, write_durable, write_json
 from .params import SplitParams, load_params
 from .progress import counted_chunks, line_progress
-from .record_index import RecordIndex, check_block
+from .record_index import RecordIndex, check_block, line_lengths
 from .schema import CATEGORIES
 from .shard_stats import ShardFile, ShardTally
 from .stages import check_declared, stage_deps
@@ -205,9 +205,10 @@ def chunks_in_order(merged: Path, index: RecordIndex, order: np.ndarray) -> Iter
             for offset in rows["offset"].tolist():
                 stream.seek(offset)
                 lines.append(stream.readline())
-            ends = np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)))
+            lengths = line_lengths(lines)
+            ends = np.cumsum(lengths)
             block = bytearray(b"".join(lines))
-            starts = ends - np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
+            starts = ends - lengths
             check_block(merged, block, starts, ends, rows, "merge")
             yield Chunk(block, starts, ends, records, rows)
 

@@ -10,6 +10,7 @@ import orjson
 
 from src.merge import RawChunk, write_merged
 from src.raw import encode_records
+from src.record_index import line_lengths
 from src.stats import RecordStats
 
 
@@ -27,7 +28,7 @@ def digest16(data: bytes) -> bytes:
 def raw_chunk(source: str, records: Sequence[dict]) -> RawChunk:
     """The raw records of ``records`` (validated dicts) of source ``source``, as the merge reads them."""
     lines, rows = encode_records(records)
-    return RawChunk(source, lines, rows)
+    return RawChunk(source, lines, line_lengths(lines), rows)
 
 
 def write_merged_records(work: Path, records: Iterable[dict], source: str = "s") -> None:
