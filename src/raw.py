@@ -8,55 +8,29 @@ here once, for every later stage.
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
-
+from .encode import EncodedBatch, Workers
 from .errors import expect_args, run_cli
-from .jsonl import atomic_directory, durable, raw_record_line, write_json
+from .jsonl import atomic_directory, durable, write_json
 from .params import PathSource, SampleSource, SourceSpec, UrlSource, load_params
 from .progress import record_progress
-from .record_index import RecordIndexWriter, index_rows, record_digests
-from .schema import CATEGORY_CODES, RAW_MANIFEST
-from .sources import source_records
+from .record_index import RecordIndexWriter
+from .schema import RAW_MANIFEST
+from .sources import source_batches
 from .stages import check_declared, stage_deps
 
-CHUNK_RECORDS = 4096  # records encoded and written at a time
 
-
-def encode_records(records: Sequence[dict]) -> tuple[list[bytes], np.ndarray]:
-    """The raw record lines of validated ``records`` and their record index rows."""
-    lines: list[bytes] = []
-    heads: list[int] = []
-    chars: list[int] = []  # three per record
-    prompts: list[bytes] = []
-    shards: list[bytes] = []
-    for record in records:
-        line, head, output = raw_record_line(record)
-        prompt, shard = record_digests(line, head, output)
-        lines.append(line)
-        heads.append(head)
-        chars += (len(record["instruction"]), len(record["input"]), len(record["output"]))
-        prompts.append(prompt)
-        shards.append(shard)
-    return lines, index_rows(lines, heads, [CATEGORY_CODES[record["category"]] for record in records], chars,
-                             prompts, shards)
-
-
-def write_source(records: Iterable[dict], lines_path: Path, index_path: Path, description: str = "") -> int:
-    """Write ``records`` (validated) as raw record lines to ``lines_path`` and their index to ``index_path``, both
-    flushed to disk, in a directory made whole by atomic_directory(); return how many there were."""
-    records = iter(records)
+def write_source(batches: Iterable[EncodedBatch], lines_path: Path, index_path: Path, description: str = "") -> int:
+    """Write encoded ``batches`` (src/encode.py) to ``lines_path`` and their index to ``index_path``, both flushed to
+    disk, in a directory made whole by atomic_directory(); return how many records there were."""
     with lines_path.open("wb") as file, durable(file) as stream, RecordIndexWriter(index_path) as index, \
             record_progress(description) as bar:
-        while chunk := list(itertools.islice(records, CHUNK_RECORDS)):
-            lines, rows = encode_records(chunk)
-            block = b"".join(lines)
-            stream.write(block)
-            index.add(rows, len(block))
-            bar.update(len(chunk))
+        for batch in batches:
+            stream.write(batch.block)
+            index.add(batch.rows, len(batch.block))
+            bar.update(len(batch))
     return index.count
 
 
@@ -80,10 +54,12 @@ def main(argv: Sequence[str]) -> None:
     check_declared("raw", {f"raw.sources.{spec.name}.path": spec.origin.path for spec in specs
                            if isinstance(spec.origin, PathSource)}, stage_deps(Path(dvc_yaml), "raw"))
     manifest = {}
-    with atomic_directory(Path(out_dir)) as staging:
+    # Files are read on workers (src/encode.py); the sample is made here.
+    files = any(not isinstance(spec.origin, SampleSource) for spec in specs)
+    with atomic_directory(Path(out_dir)) as staging, Workers(needed=files) as workers:
         for spec in specs:
             sha256 = hashlib.sha256()
-            count = write_source(source_records(spec, Path(downloads), sha256), staging / f"{spec.name}.jsonl",
+            count = write_source(source_batches(spec, Path(downloads), workers, sha256), staging / f"{spec.name}.jsonl",
                                  staging / f"{spec.name}.npy", f"raw {spec.name}")
             manifest[spec.name] = {"kind": spec.kind, "records": count, "license": spec.license,
                                    **provenance(spec, sha256.hexdigest())}

@@ -11,9 +11,10 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol, Self
 
 import numpy as np
 import orjson
@@ -35,11 +36,12 @@ def _type_name(value: object) -> str:
 
 
 def validate_record(obj: object, where: str, renames: Mapping[str, str] | None = None,
-                    index: str | None = None) -> dict:
+                    index: str | None = None, utf8_checked: bool = False) -> dict:
     """Return the canonical record (FIELDS, in order) or raise DatasetError naming ``where``.
 
     ``renames`` maps a source's field names to canonical ones (e.g. context -> input);
-    ``index``, when given, numbers a source that has no index field of its own.
+    ``index``, when given, numbers a source that has no index field of its own; ``utf8_checked`` says that no
+    string of ``obj`` can hold a lone surrogate (orjson parsed it: it refuses them), so none is looked for.
     """
     if not isinstance(obj, dict):
         raise DatasetError(f"{where}: expected a JSON object with fields {', '.join(FIELDS)}, got {_type_name(obj)}")
@@ -55,7 +57,8 @@ def validate_record(obj: object, where: str, renames: Mapping[str, str] | None =
         if not isinstance(value, str):
             raise DatasetError(f"{where}: field '{field}' is {_type_name(value)}; it must be a string")
         try:
-            value.encode("utf-8")
+            if not utf8_checked:
+                value.encode("utf-8")
         except UnicodeEncodeError:
             raise DatasetError(
                 f"{where}: field '{field}' holds a lone surrogate escape (\\ud800-\\udfff) that is not valid "
@@ -90,7 +93,7 @@ class Digest(Protocol):
     def update(self, data: bytes, /) -> None: ...
 
 
-class _Digesting:
+class Digesting:
     """A source stream that feeds every byte it hands out to ``digest`` (the file's checksum, in one read)."""
 
     def __init__(self, stream: SourceFile, digest: Digest) -> None:
@@ -101,10 +104,14 @@ class _Digesting:
         self._digest.update(data)
         return data
 
-    def __iter__(self) -> Iterator[bytes]:
+    def readlines(self, hint: int, /) -> list[bytes]:
         # Lines a batch at a time, so the digest is fed once per batch rather than once per line.
-        while lines := self._stream.readlines(CHUNK_BYTES):
-            self._digest.update(b"".join(lines))
+        lines = self._stream.readlines(hint)
+        self._digest.update(b"".join(lines))
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        while lines := self.readlines(CHUNK_BYTES):
             yield from lines
 
 
@@ -232,54 +239,67 @@ def _iter_json_array(stream: ByteStream, name: str) -> Iterator[tuple[str, objec
         raise DatasetError(f"{name}:{line_at(position)}: unexpected data after the JSON array; remove it")
 
 
-def _iter_json_lines(stream: ByteStream, name: str) -> Iterator[tuple[str, object]]:
-    """Stream JSON Lines: one object per line; CRLF and a BOM are repaired, blank lines inside refused."""
-    blank_line = 0
-    for line_number, raw in enumerate(stream, 1):
-        if line_number == 1:
-            raw = raw.removeprefix(codecs.BOM_UTF8)
-        # Fast path: orjson reads a valid line several times faster than json. Whatever it refuses (bad UTF-8 or
-        # JSON, a blank line, and values json accepts but orjson does not: lone surrogate escapes, NaN, huge
-        # numbers) takes the json path below, which gives the exact error or the value validation refuses.
-        try:
-            value = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
-        else:
-            if blank_line:
-                raise DatasetError(f"{name}:{blank_line}: blank line inside JSON Lines; remove it")
+class JsonLines:
+    """Values of JSON Lines, one object per line, read a batch of lines at a time: CRLF and a BOM are repaired, blank
+    lines inside are refused (blank lines at the end are allowed)."""
+
+    def __init__(self, name: str, blank_line: int = 0) -> None:
+        self.name = name
+        # The first of the blank lines read since the last object (0: none): an error if another object follows.
+        self.blank_line = blank_line
+        self.parsed_strictly = False  # whether the last value came from orjson (so holds no lone surrogate)
+
+    def values(self, lines: Iterable[bytes], first_line: int = 1) -> Iterator[tuple[str, object]]:
+        """(location, value) of each object in ``lines``, the first of which is line ``first_line`` of the file."""
+        name = self.name
+        for line_number, raw in enumerate(lines, first_line):
+            if line_number == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            # Fast path: orjson reads a valid line several times faster than json. Whatever it refuses (bad UTF-8
+            # or JSON, a blank line, and values json accepts but orjson does not: lone surrogate escapes, NaN, huge
+            # numbers) takes the json path below, which gives the exact error or the value validation refuses.
+            try:
+                value = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                if self.blank_line:
+                    raise DatasetError(f"{name}:{self.blank_line}: blank line inside JSON Lines; remove it")
+                self.parsed_strictly = True
+                yield f"{name}:{line_number}", value
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DatasetError(f"{name}:{line_number}: invalid UTF-8 bytes; save the file as UTF-8") from None
+            if not line.strip(_WHITESPACE):
+                self.blank_line = self.blank_line or line_number
+                continue
+            if self.blank_line:
+                raise DatasetError(f"{name}:{self.blank_line}: blank line inside JSON Lines; remove it")
+            try:
+                value = json.loads(line.rstrip("\r\n"))
+            except json.JSONDecodeError as error:
+                kind, reason = _json_problem(error, at_end=not raw.endswith(b"\n"))
+                raise DatasetError(
+                    f"{name}:{line_number}: {kind} JSON ({reason}, column {error.pos + 1}); "
+                    "each line must hold one complete JSON object"
+                ) from None
+            except RecursionError:
+                raise DatasetError(f"{name}:{line_number}: JSON nested too deeply; each line must hold one flat "
+                                   "JSON object") from None
+            self.parsed_strictly = False
             yield f"{name}:{line_number}", value
-            continue
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DatasetError(f"{name}:{line_number}: invalid UTF-8 bytes; save the file as UTF-8") from None
-        if not line.strip(_WHITESPACE):
-            blank_line = blank_line or line_number
-            continue
-        if blank_line:
-            raise DatasetError(f"{name}:{blank_line}: blank line inside JSON Lines; remove it")
-        try:
-            value = json.loads(line.rstrip("\r\n"))
-        except json.JSONDecodeError as error:
-            kind, reason = _json_problem(error, at_end=not raw.endswith(b"\n"))
-            raise DatasetError(
-                f"{name}:{line_number}: {kind} JSON ({reason}, column {error.pos + 1}); "
-                "each line must hold one complete JSON object"
-            ) from None
-        except RecursionError:
-            raise DatasetError(f"{name}:{line_number}: JSON nested too deeply; each line must hold one flat "
-                               "JSON object") from None
-        yield f"{name}:{line_number}", value
 
 
-def iter_source_file(path: Path, name: str | None = None, digest: Digest | None = None) -> Iterator[tuple[str, object]]:
-    """Stream (location, value) from a JSON array or JSON Lines file, chosen by content.
+def _iter_json_lines(stream: ByteStream, name: str) -> Iterator[tuple[str, object]]:
+    return JsonLines(name).values(stream)
 
-    ``name`` is how errors refer to the file (default: its path); ``digest``, when given, is fed the file's bytes
-    as they are read.
-    """
-    name = name or str(path)
+
+@contextmanager
+def opened_source(path: Path, name: str) -> Iterator[tuple[BinaryIO, bool]]:
+    """``path`` open for reading, and whether it holds JSON Lines (else a JSON array), chosen by content; errors
+    call the file ``name``."""
     try:
         stream = path.open("rb")
     except FileNotFoundError:
@@ -295,54 +315,87 @@ def iter_source_file(path: Path, name: str | None = None, digest: Digest | None 
         stream.seek(0)
         if not first:
             raise DatasetError(f"{name}: the file is empty; it must hold a JSON array of records or JSON Lines")
-        if first == b"[":
-            reader = _iter_json_array
-        elif first == b"{":
-            reader = _iter_json_lines
-        elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            raise DatasetError(f"{name}: the file is UTF-16, not UTF-8; save it as UTF-8")
-        else:
+        if first not in (b"[", b"{"):
+            if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                raise DatasetError(f"{name}: the file is UTF-16, not UTF-8; save it as UTF-8")
             shown = head.lstrip(b" \t\r\n")[:4].decode("utf-8", "replace")[:1]
             raise DatasetError(
                 f"{name}: expected a JSON array of records or JSON Lines objects, but the file starts with {shown!r}"
             )
-        yield from reader(stream if digest is None else _Digesting(stream, digest), name)
+        yield stream, first == b"{"
+
+
+def iter_source_file(path: Path, name: str | None = None, digest: Digest | None = None) -> Iterator[tuple[str, object]]:
+    """Stream (location, value) from a JSON array or JSON Lines file, chosen by content.
+
+    ``name`` is how errors refer to the file (default: its path); ``digest``, when given, is fed the file's bytes
+    as they are read.
+    """
+    name = name or str(path)
+    with opened_source(path, name) as (stream, json_lines):
+        reader = _iter_json_lines if json_lines else _iter_json_array
+        yield from reader(stream if digest is None else Digesting(stream, digest), name)
 
 
 # A spilled index: the 16-byte digest of its UTF-8 bytes (two words), and the number of its record (from 1).
 _INDEX_ROW = np.dtype([("high", "<u8"), ("low", "<u8"), ("record", "<i8")])
 
 
-class _IndexRepeats(SpillPartitions):
-    """The indexes of a source, spilled with their record numbers; which record first repeats an index is found
-    after the pass, by sorting one partition at a time: no lookup per record (an on-disk set took a third of the
-    raw stage's time)."""
+def index_digest(index: str) -> bytes:
+    """What the duplicate-index check keeps of an index: 16 bytes of its UTF-8's sha256."""
+    return hashlib.sha256(index.encode("utf-8")).digest()[:16]
+
+
+class _IndexRepeats:
+    """The indexes of a source with their record numbers, spilled to disk once there are more than
+    INDEX_CHECK_RECORDS; which record first repeats an index is found after the pass, by sorting (one partition at a
+    time): no lookup per record (an on-disk set took a third of the raw stage's time)."""
 
     def __init__(self) -> None:
-        super().__init__(_INDEX_ROW, MAX_PARTITIONS * PARTITION_RECORDS)  # a source's size is not known ahead
+        self._spill: SpillPartitions | None = None  # made at the first spill: a small source never needs its files
         self._pending: list[bytes] = []
+        self._pending_count = 0
         self._added = 0
 
-    def add_index(self, index: str) -> None:
-        self._pending.append(hashlib.sha256(index.encode("utf-8")).digest()[:16])
-        if len(self._pending) >= INDEX_CHECK_RECORDS:
-            self._flush()
+    def __enter__(self) -> Self:
+        return self
 
-    def _flush(self) -> None:
+    def __exit__(self, *exc: object) -> None:
+        if self._spill is not None:
+            self._spill.close()
+
+    def add_digests(self, digests: bytes) -> None:
+        """Add the index_digest()s of the next records, joined."""
+        self._pending.append(digests)
+        self._pending_count += len(digests) // DIGEST_ROW.itemsize
+        if self._pending_count >= INDEX_CHECK_RECORDS:
+            if self._spill is None:
+                # A source's size is not known ahead: as many partitions as may be needed.
+                self._spill = SpillPartitions(_INDEX_ROW, MAX_PARTITIONS * PARTITION_RECORDS)
+            rows = self._take_pending()
+            self._spill.add(rows, rows["high"])
+
+    def _take_pending(self) -> np.ndarray:
         words = np.frombuffer(b"".join(self._pending), dtype=DIGEST_ROW)
         rows = np.empty(len(words), dtype=_INDEX_ROW)
         rows["high"], rows["low"] = words["high"], words["low"]
         rows["record"] = np.arange(self._added + 1, self._added + len(words) + 1)
-        self.add(rows, rows["high"])
         self._added += len(words)
         self._pending.clear()
+        self._pending_count = 0
+        return rows
 
     def first_repeat(self) -> int | None:
         """The number of the first record whose index an earlier record has; call once, after the last
-        add_index()."""
-        self._flush()
+        add_digests()."""
+        rows = self._take_pending()
+        if self._spill is None:
+            partitions: Iterable[np.ndarray] = [rows]
+        else:
+            self._spill.add(rows, rows["high"])
+            partitions = self._spill.partitions()
         firsts = []
-        for rows in self.partitions():
+        for rows in partitions:
             rows = rows[np.lexsort((rows["record"], rows["low"], rows["high"]))]
             repeats = rows["record"][1:][repeated(rows)]
             if len(repeats):
@@ -353,33 +406,57 @@ class _IndexRepeats(SpillPartitions):
 Values = Callable[[], Iterator[tuple[str, object]]]
 
 
+class SourceCheck:
+    """The checks of a source as a whole: no index twice (unless the source is numbered) and at least one record.
+
+    Records are added as they are validated. Duplicate indexes are found once the stream ends (finish()) or another
+    problem stops it (repeats(), then raise that problem), so the first problem in file order is the one reported;
+    ``reread()`` gives the stream again, to find the record that repeats an index.
+    """
+
+    def __init__(self, source: str, renames: Mapping[str, str] | None, number_records: bool, reread: Values) -> None:
+        self._source, self._renames, self._number_records, self._reread = source, renames, number_records, reread
+        self._indexes = _IndexRepeats()
+        self.count = 0
+
+    def __enter__(self) -> Self:
+        self._indexes.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._indexes.__exit__(*exc)
+
+    def add(self, count: int, index_digests: bytes) -> None:
+        """Count ``count`` more valid records, with their index_digest()s joined (b"" for a numbered source)."""
+        self.count += count
+        if not self._number_records:
+            self._indexes.add_digests(index_digests)
+
+    def repeats(self) -> None:
+        """Raise DatasetError if a record added so far repeats an index."""
+        repeat = None if self._number_records else self._indexes.first_repeat()
+        if repeat is not None:
+            where, value = next(itertools.islice(self._reread(), repeat - 1, None))
+            index = validate_record(value, where, self._renames)["index"]
+            raise DatasetError(f"{where}: index {index!r} appears twice in source '{self._source}'; "
+                               "give every record its own index")
+
+    def finish(self) -> None:
+        self.repeats()
+        if self.count == 0:
+            raise DatasetError(f"source '{self._source}' holds no records")
+
+
 def iter_validated(values: Iterator[tuple[str, object]], source: str, renames: Mapping[str, str] | None = None,
                    number_records: bool = False, *, reread: Values) -> Iterator[dict]:
-    """Validate a stream of (location, value); refuse duplicate indexes and an empty source.
-
-    Records stream out as they are validated. Duplicate indexes are found once the stream ends or another problem
-    stops it, which is then reported only if no index repeated before it, so the first problem in file order is the
-    one reported; ``reread()`` gives the stream again, to find the record that repeats an index.
-    """
-    count = 0
-    with _IndexRepeats() as indexes:
-        def check() -> None:
-            repeat = None if number_records else indexes.first_repeat()
-            if repeat is not None:
-                where, value = next(itertools.islice(reread(), repeat - 1, None))
-                index = validate_record(value, where, renames)["index"]
-                raise DatasetError(f"{where}: index {index!r} appears twice in source '{source}'; "
-                                   "give every record its own index")
-
+    """Validate a stream of (location, value), streamed out as they are validated, under SourceCheck."""
+    with SourceCheck(source, renames, number_records, reread) as check:
         try:
             for count, (where, value) in enumerate(values, 1):
                 record = validate_record(value, where, renames, str(count - 1) if number_records else None)
-                if not number_records:
-                    indexes.add_index(record["index"])
+                check.add(1, b"" if number_records else index_digest(record["index"]))
                 yield record
         except DatasetError:
-            check()
+            check.repeats()
             raise
-        check()
-    if count == 0:
-        raise DatasetError(f"source '{source}' holds no records")
+        check.finish()

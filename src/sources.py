@@ -9,10 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from .encode import EncodedBatch, Workers, encoded_batches, json_lines_batches
 from .errors import DatasetError
 from .jsonl import atomic_file
 from .params import PathSource, SampleSource, SourceSpec, UrlSource
-from .records import CHUNK_BYTES, Digest, iter_source_file, iter_validated
+from .records import CHUNK_BYTES, Digest, SourceCheck, iter_source_file, iter_validated, opened_source
 from .sample import sample_records
 
 DOWNLOAD_TIMEOUT_SECONDS = 60
@@ -92,3 +93,29 @@ def source_records(spec: SourceSpec, downloads: Path, digest: Digest | None = No
         raise AssertionError(f"unknown origin {spec.origin!r}")
 
     return iter_validated(values(digest), spec.name, spec.fields, spec.number_records, reread=values)
+
+
+def source_batches(spec: SourceSpec, downloads: Path, workers: Workers,
+                   digest: Digest | None = None) -> Iterator[EncodedBatch]:
+    """source_records(), encoded a batch at a time (src/encode.py): a JSON Lines file on ``workers``."""
+    match spec.origin:
+        case PathSource(path):
+            file, name = Path(path), path
+        case UrlSource() as source:
+            file, name, digest = download(spec.name, source, downloads), source.url, None
+        case _:
+            yield from encoded_batches(source_records(spec, downloads, digest))
+            return
+    with opened_source(file, name) as (stream, json_lines):
+        if not json_lines:
+            yield from encoded_batches(source_records(spec, downloads, digest))
+            return
+        with SourceCheck(spec.name, spec.fields, spec.number_records,
+                         reread=lambda: iter_source_file(file, name)) as check:
+            for batch in json_lines_batches(file, stream, name, spec.fields, spec.number_records, workers, digest):
+                check.add(len(batch), batch.index_digests)
+                if batch.error is not None:
+                    check.repeats()
+                    raise DatasetError(batch.error)
+                yield batch
+            check.finish()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import orjson
 
+from src.encode import encode_records
 from src.merge import RawChunk, write_merged
-from src.raw import encode_records
 from src.record_index import line_lengths
 from src.stats import RecordStats
 

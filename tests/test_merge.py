@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from src.encode import encoded_batches
 from src.errors import DatasetError
 from src.jsonl import shard_line
 from src.merge import DuplicateCounts, main, merge_chunks, write_merged
@@ -71,7 +72,7 @@ def test_merge_stage_writes_merged_lines_and_metrics(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
     for name, records in (("base", BASE), ("additions", ADDITIONS)):
-        write_source(records, raw / f"{name}.jsonl", raw / f"{name}.npy")
+        write_source(encoded_batches(records), raw / f"{name}.jsonl", raw / f"{name}.npy")
     manifest = {"base": {"kind": "path", "records": 3, "license": "cc-by-sa-3.0", "path": "base.json", "sha256": "ab"},
                 "additions": {"kind": "sample", "records": 3, "license": None, "sample_records": 3, "seed": 1}}
     (raw / RAW_MANIFEST).write_text(json.dumps({"sources": manifest}))
@@ -117,7 +118,7 @@ def test_raw_lines_that_disagree_with_their_record_index_are_refused(tmp_path: P
     """Each is part of the raw stage's output; a hand edit of one alone is caught before anything is written."""
     raw = tmp_path / "raw"
     raw.mkdir()
-    write_source(BASE, raw / "base.jsonl", raw / "base.npy")
+    write_source(encoded_batches(BASE), raw / "base.jsonl", raw / "base.npy")
     (raw / RAW_MANIFEST).write_text(json.dumps({"sources": {"base": {"kind": "sample", "records": 3}}}))
     change, message = RAW_EDITS[edit]
     change(raw / "base.jsonl")
