@@ -27,7 +27,7 @@ class ProcessRecord:
     pid: int
     argv: tuple[str, ...]
     wall: float
-    peak_kib: int
+    peak_kib: int  # its own peak RSS, or the sampled peak PSS of it with the workers it forked, if larger
 
     @property
     def is_dvc(self) -> bool:
@@ -74,11 +74,13 @@ class Series:
         return max((stage.peak_kib for run in self.runs for stage in run.stages), default=0)
 
 
-def read_probe(probe_dir: Path) -> tuple[ProcessRecord, ...]:
+def read_probe(probe_dir: Path, group_pss_kib: dict[int, int]) -> tuple[ProcessRecord, ...]:
     records = []
     for path in sorted(probe_dir.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
-        records.append(ProcessRecord(int(path.stem), tuple(data["argv"]), data["wall"], data["peak_kib"]))
+        pid = int(path.stem)
+        records.append(ProcessRecord(pid, tuple(data["argv"]), data["wall"],
+                                     max(data["peak_kib"], group_pss_kib.get(pid, 0))))
     return tuple(records)
 
 
@@ -110,4 +112,5 @@ def measure(command: Sequence[str], cwd: Path, env: dict[str, str], timeout: flo
             raise CommandTimeout(f"`{' '.join(command)}` (in {cwd}) timed out after {timeout:.0f} s and was killed; "
                                  f"stderr ends:\n{stderr}")
         raise BenchError(f"`{' '.join(command)}` (in {cwd}) exited with {result['returncode']}; stderr ends:\n{stderr}")
-    return Measurement(result["wall"], result["peak_kib"], read_probe(probe_dir), probe_dir)
+    group_pss_kib = {int(pid): kib for pid, kib in result["group_pss_kib"].items()}
+    return Measurement(result["wall"], result["peak_kib"], read_probe(probe_dir, group_pss_kib), probe_dir)
