@@ -8,7 +8,7 @@ own children as DVC does for stage commands, theirs). Linux carries a parent's p
 starts, so the figure is at least this wrapper's own few MiB (hence -I -S: no site, no probe).
 A process and the workers it forks (same command line) are one program: every SAMPLE_SECONDS the
 wrapper sums their proportional set sizes (PSS: a page shared by k processes counts 1/k in each), and
-reports each such group's peak sum under its first process's pid.
+reports each such group's peak sum, and most processes seen at once, under its first process's pid.
 On timeout, Ctrl-C or SIGTERM the command's whole process group is killed.
 """
 from __future__ import annotations
@@ -34,8 +34,9 @@ def _read(path: str) -> str:
         return ""
 
 
-def group_pss_kib(root: int) -> dict[int, int]:
-    """Summed PSS (KiB) of each program in ``root``'s process tree, keyed by the pid of its first process."""
+def group_pss_kib(root: int) -> dict[int, tuple[int, int]]:
+    """Summed PSS (KiB) and process count of each program in ``root``'s process tree, keyed by the pid of its
+    first process."""
     parents, commands = {}, {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
@@ -49,21 +50,23 @@ def group_pss_kib(root: int) -> dict[int, int]:
         frontier = children
     for pid in tree:
         commands[pid] = _read(f"/proc/{pid}/cmdline")
-    sums: dict[int, int] = {}
+    sums: dict[int, tuple[int, int]] = {}
     for pid in tree:
         first = pid
         while parents.get(first) in tree and commands.get(parents[first]) == commands[first]:
             first = parents[first]
         for line in _read(f"/proc/{pid}/smaps_rollup").splitlines():
             if line.startswith("Pss:"):
-                sums[first] = sums.get(first, 0) + int(line.split()[1])
+                kib, processes = sums.get(first, (0, 0))
+                sums[first] = kib + int(line.split()[1]), processes + 1
     return sums
 
 
-def sample_peaks(root: int, peaks: dict[int, int], done: threading.Event) -> None:
+def sample_peaks(root: int, peaks: dict[int, int], processes: dict[int, int], done: threading.Event) -> None:
     while not done.wait(SAMPLE_SECONDS):
-        for pid, kib in group_pss_kib(root).items():
+        for pid, (kib, count) in group_pss_kib(root).items():
             peaks[pid] = max(peaks.get(pid, 0), kib)
+            processes[pid] = max(processes.get(pid, 0), count)
 
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:
@@ -82,8 +85,9 @@ def main(argv: Sequence[str]) -> None:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=stdout, stderr=stderr, start_new_session=True)
         peaks: dict[int, int] = {}
+        processes: dict[int, int] = {}
         done = threading.Event()
-        sampler = threading.Thread(target=sample_peaks, args=(process.pid, peaks, done), daemon=True)
+        sampler = threading.Thread(target=sample_peaks, args=(process.pid, peaks, processes, done), daemon=True)
         sampler.start()
         try:
             returncode: int | None = process.wait(float(timeout))
@@ -95,7 +99,8 @@ def main(argv: Sequence[str]) -> None:
         done.set()
         sampler.join()
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"wall": wall, "peak_kib": peak_kib, "returncode": returncode, "group_pss_kib": peaks}))
+    print(json.dumps({"wall": wall, "peak_kib": peak_kib, "returncode": returncode, "pid": process.pid,
+                      "group_pss_kib": peaks, "group_processes": processes}))
 
 
 if __name__ == "__main__":

@@ -353,8 +353,7 @@ class _IndexRepeats:
 
     def __init__(self) -> None:
         self._spill: SpillPartitions | None = None  # made at the first spill: a small source never needs its files
-        self._pending: list[bytes] = []
-        self._pending_count = 0
+        self._pending = bytearray()  # digests not yet spilled, 16 bytes each
         self._added = 0
 
     def __enter__(self) -> Self:
@@ -366,9 +365,8 @@ class _IndexRepeats:
 
     def add_digests(self, digests: bytes) -> None:
         """Add the index_digest()s of the next records, joined."""
-        self._pending.append(digests)
-        self._pending_count += len(digests) // DIGEST_ROW.itemsize
-        if self._pending_count >= INDEX_CHECK_RECORDS:
+        self._pending += digests
+        if len(self._pending) >= INDEX_CHECK_RECORDS * DIGEST_ROW.itemsize:
             if self._spill is None:
                 # A source's size is not known ahead: as many partitions as may be needed.
                 self._spill = SpillPartitions(_INDEX_ROW, MAX_PARTITIONS * PARTITION_RECORDS)
@@ -376,13 +374,13 @@ class _IndexRepeats:
             self._spill.add(rows, rows["high"])
 
     def _take_pending(self) -> np.ndarray:
-        words = np.frombuffer(b"".join(self._pending), dtype=DIGEST_ROW)
+        words = np.frombuffer(self._pending, dtype=DIGEST_ROW)
         rows = np.empty(len(words), dtype=_INDEX_ROW)
         rows["high"], rows["low"] = words["high"], words["low"]
         rows["record"] = np.arange(self._added + 1, self._added + len(words) + 1)
         self._added += len(words)
+        del words  # a bytearray with a view on it cannot be resized
         self._pending.clear()
-        self._pending_count = 0
         return rows
 
     def first_repeat(self) -> int | None:

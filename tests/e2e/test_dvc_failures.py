@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import yaml
 
 from tests.e2e.cases import PARAMS_CASE, SOURCE_CASE, fresh_home, make_small, outputs, source_path, stage_outs, tree
 from tests.e2e.repo import Repo, cache_objects, lock_outs, make_repo, object_key, ran_stages
+from tests.project import readme_command
 from tests.test_records import REPAIRS
 
 pytestmark = pytest.mark.e2e
@@ -155,4 +157,24 @@ def test_a_hand_edited_output_is_reported_restored_and_never_reaches_the_cache(s
     assert shard.read_bytes() == original
     assert hashlib.md5(cached.read_bytes()).hexdigest() == md5
     assert small.read_bytes("dvc.lock") == lock
+    assert small.dvc("status").stdout.strip() == "Data and pipelines are up to date."
+
+
+def test_the_hardlink_cache_docs_offer_links_outputs_and_unprotect_makes_a_copy_again(small: Repo) -> None:
+    """docs/errors.md: with `cache.type hardlink` (local config) the outputs are the cache objects, read-only, with
+    the same dvc.lock; `dvc unprotect` turns an output back into a writable copy of its own."""
+    lock = small.read_bytes("dvc.lock")
+    small.sh(readme_command("dvc config --local cache.type hardlink"))
+    assert small.git("status", "--porcelain").stdout == ""  # the choice stays in this clone
+    small.dvc("repro", "-f")
+    assert small.read_bytes("dvc.lock") == lock
+    shard = small.shard("2_of_4")
+    cached = small.path / ".dvc" / "cache" / object_key(hashlib.md5(shard.read_bytes()).hexdigest())
+    assert os.stat(shard).st_ino == os.stat(cached).st_ino and os.stat(shard).st_nlink == 2
+    assert stat.S_IMODE(os.stat(shard).st_mode) & 0o222 == 0
+
+    small.sh(readme_command("dvc unprotect data/shards"))
+    assert os.stat(shard).st_ino != os.stat(cached).st_ino
+    assert stat.S_IMODE(os.stat(shard).st_mode) & 0o200
+    assert shard.read_bytes() == cached.read_bytes()
     assert small.dvc("status").stdout.strip() == "Data and pipelines are up to date."

@@ -1,12 +1,15 @@
-"""Peak resident memory of every stage is flat in the number of records, and within 128 MiB (issue 8).
+"""Peak memory of every stage is flat in the number of records, and within 128 MiB (issue 8).
 
-Each stage script runs alone in a fresh process, at N and at 4N records of the built-in sample; the peak is the
-process's own ru_maxrss, read by a small wrapper that starts it. The split checks contamination against an
+Each stage script runs alone in a fresh process, at N and at 4N records: the built-in sample and a JSON Lines file
+of as many records, which the raw stage reads on its worker processes. The peak is what the benchmark's wrapper
+(bench/measure.py) reads: the largest process's ru_maxrss, or the sampled peak of the proportional set sizes of the
+stage and the workers it forks, summed, whichever is larger. The split checks contamination against an
 evaluation file (outputs of other sample records), so every table it keeps is exercised.
 """
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,15 +24,13 @@ pytestmark = pytest.mark.e2e
 
 RECORDS = 20_000
 LIMIT_BYTES = 128 << 20
-# Runs a command and prints the peak resident memory (bytes) of the processes it waited for.
-PEAK_WRAPPER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)")
+MEASURE = PROJECT_ROOT / "bench" / "measure.py"
 
 
 def stage_commands(work: Path) -> dict[str, list[str]]:
     """The stage commands of dvc.yaml, run from the project directory on files in ``work``."""
     return {
-        "raw": ["src.raw", str(work / "params.yaml"), str(PROJECT_ROOT / "dvc.yaml"), str(work / "downloads"),
+        "raw": ["src.raw", str(work / "params.yaml"), str(work / "dvc.yaml"), str(work / "downloads"),
                 str(work / "raw")],
         "merge": ["src.merge", str(work / "params.yaml"), str(work / "raw"), str(work / "merged.jsonl"),
                   str(work / "records.npy"), str(work / "sources.json"), str(work / "merge.json")],
@@ -44,8 +45,11 @@ def stage_commands(work: Path) -> dict[str, list[str]]:
 def peaks(work: Path, records: int) -> dict[str, int]:
     work.mkdir()
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params["raw"]["sources"] = {"sample": {"sample": {"records": records, "seed": 1}}}
-    params["split"].update(count=4, shards={f"shard{k}": records * k // 4 for k in range(1, 5)})
+    source = work / "source.jsonl"
+    source.write_text("".join(json.dumps({**record, "index": f"file-{number}"}, ensure_ascii=False) + "\n"
+                              for number, record in enumerate(sample_records(records, 2))), encoding="utf-8")
+    params["raw"]["sources"] = {"sample": {"sample": {"records": records, "seed": 1}}, "file": {"path": str(source)}}
+    params["split"].update(count=4, shards={f"shard{k}": records * k // 2 for k in range(1, 5)})
     evaluation = work / "eval.jsonl"
     evaluation.write_text("".join(json.dumps({"answer": record["output"]}, ensure_ascii=False) + "\n"
                                   for record in sample_records(200, 99)), encoding="utf-8")
@@ -53,12 +57,18 @@ def peaks(work: Path, records: int) -> dict[str, int]:
     (work / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     pipeline = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text(encoding="utf-8"))
     pipeline["stages"]["split"]["deps"].append(str(evaluation))
+    pipeline["stages"]["raw"]["deps"].append(str(source))
     (work / "dvc.yaml").write_text(yaml.safe_dump(pipeline), encoding="utf-8")
     found = {}
     for stage, command in stage_commands(work).items():
-        result = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, sys.executable, "-m", *command],
-                                cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=True)
-        found[stage] = int(result.stdout)
+        result = subprocess.run([sys.executable, "-I", "-S", str(MEASURE), "600", str(work / f"{stage}.out"),
+                                 str(work / f"{stage}.err"), "--", sys.executable, "-m", *command],
+                                cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=700, check=True)
+        measured = json.loads(result.stdout)
+        assert measured["returncode"] == 0, (work / f"{stage}.err").read_text(encoding="utf-8")
+        found[stage] = max(measured["peak_kib"], measured["group_pss_kib"].get(str(measured["pid"]), 0)) * 1024
+        if stage == "raw":  # the stage and its workers, one per core, were sampled as one program
+            assert measured["group_processes"][str(measured["pid"])] == 1 + len(os.sched_getaffinity(0))
     return found
 
 
