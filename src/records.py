@@ -93,7 +93,7 @@ class Digest(Protocol):
     def update(self, data: bytes, /) -> None: ...
 
 
-class Digesting:
+class _Digesting:
     """A source stream that feeds every byte it hands out to ``digest`` (the file's checksum, in one read)."""
 
     def __init__(self, stream: SourceFile, digest: Digest) -> None:
@@ -104,14 +104,10 @@ class Digesting:
         self._digest.update(data)
         return data
 
-    def readlines(self, hint: int, /) -> list[bytes]:
-        # Lines a batch at a time, so the digest is fed once per batch rather than once per line.
-        lines = self._stream.readlines(hint)
-        self._digest.update(b"".join(lines))
-        return lines
-
     def __iter__(self) -> Iterator[bytes]:
-        while lines := self.readlines(CHUNK_BYTES):
+        # Lines a batch at a time, so the digest is fed once per batch rather than once per line.
+        while lines := self._stream.readlines(CHUNK_BYTES):
+            self._digest.update(b"".join(lines))
             yield from lines
 
 
@@ -333,8 +329,14 @@ def iter_source_file(path: Path, name: str | None = None, digest: Digest | None 
     """
     name = name or str(path)
     with opened_source(path, name) as (stream, json_lines):
-        reader = _iter_json_lines if json_lines else _iter_json_array
-        yield from reader(stream if digest is None else Digesting(stream, digest), name)
+        yield from read_values(stream, name, json_lines, digest)
+
+
+def read_values(stream: SourceFile, name: str, json_lines: bool,
+                digest: Digest | None = None) -> Iterator[tuple[str, object]]:
+    """(location, value) of a source open as ``stream`` (opened_source()), its bytes fed to ``digest``."""
+    reader = _iter_json_lines if json_lines else _iter_json_array
+    return reader(stream if digest is None else _Digesting(stream, digest), name)
 
 
 # A spilled index: the 16-byte digest of its UTF-8 bytes (two words), and the number of its record (from 1).

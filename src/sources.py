@@ -13,7 +13,7 @@ from .encode import EncodedBatch, Workers, encoded_batches, json_lines_batches
 from .errors import DatasetError
 from .jsonl import atomic_file
 from .params import PathSource, SampleSource, SourceSpec, UrlSource
-from .records import CHUNK_BYTES, Digest, SourceCheck, iter_source_file, iter_validated, opened_source
+from .records import CHUNK_BYTES, Digest, SourceCheck, iter_source_file, iter_validated, opened_source, read_values
 from .sample import sample_records
 
 DOWNLOAD_TIMEOUT_SECONDS = 60
@@ -106,12 +106,16 @@ def source_batches(spec: SourceSpec, downloads: Path, workers: Workers,
         case _:
             yield from encoded_batches(source_records(spec, downloads, digest))
             return
+
+    def reread() -> Iterator[tuple[str, object]]:
+        return iter_source_file(file, name)
+
     with opened_source(file, name) as (stream, json_lines):
-        if not json_lines:
-            yield from encoded_batches(source_records(spec, downloads, digest))
+        if not json_lines:  # read here, from the stream already open (a download is verified once)
+            yield from encoded_batches(iter_validated(read_values(stream, name, False, digest), spec.name, spec.fields,
+                                                      spec.number_records, reread=reread))
             return
-        with SourceCheck(spec.name, spec.fields, spec.number_records,
-                         reread=lambda: iter_source_file(file, name)) as check:
+        with SourceCheck(spec.name, spec.fields, spec.number_records, reread) as check:
             for batch in json_lines_batches(file, stream, name, spec.fields, spec.number_records, workers, digest):
                 check.add(len(batch), batch.index_digests)
                 if batch.error is not None:
