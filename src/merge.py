@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 
 from .errors import DatasetError, expect_args, run_cli
-from .jsonl import atomic_file, merged_record_line, prompt_bytes, prompt_fields, write_json
+from .jsonl import atomic_file, merged_record_line, prompt_bytes, prompt_fields, write_behind, write_json
 from .near_duplicates import NearDuplicateIndex, prompt_text, signatures
 from .params import NearDuplicateParams, load_params
 from .progress import counted_chunks, line_progress
@@ -154,7 +154,7 @@ def write_merged(chunks: Iterable[RawChunk], merged: Path, record_index: Path, s
     counting them in ``stats``; return how many records of each source were written."""
     per_source: dict[str, int] = {}
     number = 0
-    with RecordIndexWriter(record_index) as index, atomic_file(merged) as stream:
+    with RecordIndexWriter(record_index) as index, atomic_file(merged) as file, write_behind(file) as stream:
         for chunk in chunks:
             source = orjson.dumps(chunk.source)
             lines = [merged_record_line(line, at, source)

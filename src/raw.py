@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .encode import EncodedBatch, Workers
 from .errors import expect_args, run_cli
-from .jsonl import atomic_directory, durable, write_json
+from .jsonl import atomic_directory, durable, write_behind, write_json
 from .params import PathSource, SampleSource, SourceSpec, UrlSource, load_params
 from .progress import record_progress
 from .record_index import RecordIndexWriter
@@ -25,8 +25,8 @@ from .stages import check_declared, stage_deps
 def write_source(batches: Iterable[EncodedBatch], lines_path: Path, index_path: Path, description: str = "") -> int:
     """Write encoded ``batches`` (src/encode.py) to ``lines_path`` and their index to ``index_path``, both flushed to
     disk, in a directory made whole by atomic_directory(); return how many records there were."""
-    with lines_path.open("wb") as file, durable(file) as stream, RecordIndexWriter(index_path) as index, \
-            record_progress(description) as bar:
+    with lines_path.open("wb") as file, durable(file), write_behind(file) as stream, \
+            RecordIndexWriter(index_path) as index, record_progress(description) as bar:
         for batch in batches:
             stream.write(batch.block)
             index.add(batch.rows, len(batch.block))

@@ -8,7 +8,7 @@ indices in src/contamination.py. Memory stays flat however many records and shar
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -75,10 +75,13 @@ class ShardTally:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def summary(self, files: Sequence[ShardFile]) -> Summary:
+    def summary(self, shard_files: Callable[[], Sequence[ShardFile]]) -> Summary:
+        """``shard_files`` is called once the leakage is summarised (the slow part), so what it waits for (the split's
+        hashing of the shards) runs meanwhile."""
+        pairs = self.leakage.pairs()
+        files = shard_files()
         tables = self.tables(files)
         names = [shard.name for shard in files]
-        pairs = self.leakage.pairs()
         tables["leakage"] = leakage_rows(pairs, names)
         self.contamination.flush()
         contaminated = self.contamination.records

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from io import BufferedReader
 from pathlib import Path
+from queue import SimpleQueue
 from typing import BinaryIO
 
 import numpy as np
@@ -31,7 +32,7 @@ import numpy as np
 from .card import render_card
 from .contamination import load_eval_set
 from .errors import DatasetError, expect_args, run_cli
-from .jsonl import FlushBehind, atomic_directory, write_durable, write_json
+from .jsonl import FlushBehind, WriteBehind, atomic_directory, write_durable, write_json
 from .params import SplitParams, load_params
 from .progress import counted_chunks, line_progress
 from .record_index import RecordIndex, check_block, line_lengths
@@ -43,7 +44,7 @@ from .strategies import shuffled_order, stratified_order
 SHARD_PLACEHOLDER = "{shard}"
 CHUNK_RECORDS = 4096  # records read, cut and written at a time
 CATEGORY_CHUNK_ROWS = 1 << 16  # record index rows read at a time for their categories (stratified)
-WRITES_QUEUED = 4  # chunks waiting for the writer thread at most (bounds memory)
+HASH_READ_BYTES = 1 << 20  # shard bytes read back and hashed at a time
 
 
 def shard_path_parts(shard_path: str) -> tuple[Path, str]:
@@ -74,24 +75,23 @@ class Chunk:
 
 
 class _ShardWriter:
-    """Writes shard files on a second thread and hashes them on a third (file writes and md5 release the GIL, so
-    they overlap with each other and with the cutting of the next chunk; at 1M records md5 alone takes 1.7 s), in
-    submission order, a few chunks behind at most."""
+    """Writes shard files on a second thread (WriteBehind), in submission order; a third thread reads each file back
+    behind the writer and hashes it. Hashing the chunks as they are queued would hold the cutting to md5's pace (at
+    1M records md5 alone takes over a second) or the queued chunks in memory; read back from the page cache, in a
+    1 MiB buffer, the hashing overlaps the cutting and then the leakage summary. File reads and writes and md5
+    release the GIL."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self._paths = paths
         self._open: tuple[int, BinaryIO, FlushBehind] | None = None  # the shard being written (in order)
-        self.md5 = [hashlib.md5() for _ in paths]
         self.bytes = [0] * len(paths)
-        self._thread = ThreadPoolExecutor(max_workers=1)
+        self._behind = WriteBehind(self._write)
+        self._written: SimpleQueue[tuple[int, int] | None] = SimpleQueue()  # (shard, bytes) flushed; None: no more
         self._hasher = ThreadPoolExecutor(max_workers=1)
-        self._queued: deque[Future[None]] = deque()
+        self._hashes = self._hasher.submit(self._hash_written)
 
     def write(self, number: int, data: bytes) -> None:
-        self._queued.append(self._thread.submit(self._write, number, data))
-        self._queued.append(self._hasher.submit(self.md5[number].update, data))
-        while len(self._queued) > 2 * WRITES_QUEUED:
-            self._queued.popleft().result()
+        self._behind.write(number, data)
 
     def _write(self, number: int, data: bytes) -> None:
         if self._open is None or self._open[0] != number:
@@ -99,21 +99,53 @@ class _ShardWriter:
             stream = self._paths[number].open("wb")
             self._open = number, stream, FlushBehind(stream)
         self._open[1].write(data)
+        self._open[1].flush()
         self.bytes[number] += len(data)
+        self._written.put((number, len(data)))
+
+    def _hash_written(self) -> list[str]:
+        """The md5 of each shard file, read back as its bytes are flushed."""
+        md5 = [hashlib.md5() for _ in self._paths]
+        buffer = memoryview(bytearray(HASH_READ_BYTES))
+        reading: tuple[int, BufferedReader] | None = None
+        try:
+            while (written := self._written.get()) is not None:
+                number, left = written
+                if reading is None or reading[0] != number:
+                    if reading is not None:
+                        reading[1].close()
+                    reading = number, self._paths[number].open("rb")
+                while left:
+                    got = reading[1].readinto(buffer[:min(left, len(buffer))])
+                    if not got:
+                        raise DatasetError(f"{self._paths[number]}: changed while the split wrote it; run the split "
+                                           "again once nothing else writes to its directory")
+                    md5[number].update(buffer[:got])
+                    left -= got
+        finally:
+            if reading is not None:
+                reading[1].close()
+        return [hashed.hexdigest() for hashed in md5]
 
     def close(self) -> None:
         """Wait for every write (raising the first failure), then close the files, flushed to disk."""
         try:
-            while self._queued:
-                self._queued.popleft().result()
-            self._thread.submit(self._close_file, synced=True).result()
+            self._behind.finish()
+            self._close_file(synced=True)
         finally:
             self.abandon()
 
+    def hashes(self) -> list[str]:
+        """The md5 of each shard file, once every write is done (close()) and read back."""
+        try:
+            return self._hashes.result()
+        finally:
+            self._hasher.shutdown()
+
     def abandon(self) -> None:
         """Stop after the writes under way, without waiting for their outcome (the run is failing already)."""
-        self._thread.shutdown(cancel_futures=True)
-        self._hasher.shutdown(cancel_futures=True)
+        self._behind.abandon()
+        self._written.put(None)
         self._close_file(synced=False)
 
     def _close_file(self, synced: bool) -> None:
@@ -139,8 +171,10 @@ def cut_shard_lines(block: bytearray, cuts: np.ndarray, ends: np.ndarray) -> byt
 
 
 def write_shards(chunks: Iterable[Chunk], split: SplitParams, directory: Path, file_name: str,
-                 tally: ShardTally) -> list[ShardFile]:
-    """Write every shard of ``split`` from the laid-out ``chunks`` into ``directory``; return what was written.
+                 tally: ShardTally) -> Callable[[], list[ShardFile]]:
+    """Write every shard of ``split`` from the laid-out ``chunks`` into ``directory``, on the disk when this returns;
+    return what tells what was written, which waits for the shards' hashes: call it last, so the hashing overlaps
+    whatever comes between.
 
     Ranges are ordered and disjoint: each chunk is cut where shards start and stop, so records between shards
     (allow_gaps) are passed over.
@@ -170,8 +204,11 @@ def write_shards(chunks: Iterable[Chunk], split: SplitParams, directory: Path, f
         raise
     writer.close()
     split.check_records(position)
-    return [ShardFile(shard.name, shard.start, shard.stop, records[number], writer.bytes[number],
-                      writer.md5[number].hexdigest()) for number, shard in enumerate(split.shards)]
+
+    def files() -> list[ShardFile]:
+        return [ShardFile(shard.name, shard.start, shard.stop, records[number], writer.bytes[number], md5)
+                for (number, shard), md5 in zip(enumerate(split.shards), writer.hashes(), strict=True)]
+    return files
 
 
 def merged_chunks(merged: Path, index: RecordIndex) -> Iterator[Chunk]:
@@ -251,9 +288,9 @@ def main(argv: Sequence[str]) -> None:
         split = params.split.for_records(index.records)
         with ShardTally(split.count, Path(merged), index.records, params.near_duplicates, eval_set) as tally, \
                 atomic_directory(directory) as staging, line_progress([Path(merged)], "split") as bar:
-            written = write_shards(counted_chunks(laid_out(Path(merged), index, split), bar), split, staging,
-                                   file_name, tally)
-            summary = tally.summary(written)
+            shard_files = write_shards(counted_chunks(laid_out(Path(merged), index, split), bar), split, staging,
+                                       file_name, tally)
+            summary = tally.summary(shard_files)
             card = render_card(params.card, split, provenance, summary.tables["shards"],
                                summary.tables["categories"], file_name, SHARD_PLACEHOLDER, summary.headline,
                                eval_set.files, eval_set.ngram)

@@ -22,6 +22,7 @@ from src.jsonl import (
     raw_record_line,
     read_prompts,
     shard_line,
+    write_behind,
 )
 from tests.records_data import record_line
 
@@ -179,3 +180,24 @@ def test_durable_hands_bytes_to_the_disk_while_writing_and_syncs_at_the_end(tmp_
         raise RuntimeError("the stage failed")
     assert [name for name, _ in calls if name == "fsync"] == []
     assert not [thread for thread in threading.enumerate() if thread.name == "flush-behind"]
+
+
+def test_write_behind_writes_every_block_in_order_and_raises_a_failed_write_at_the_end(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    """Blocks reach the stream in submission order, more of them than it queues; a write that fails is raised when
+    the with block ends (or by a later write), and the writer thread is gone either way."""
+    blocks = [bytes([n]) * (n + 1) for n in range(3 * jsonl.WRITES_BEHIND)]
+    path = tmp_path / "out"
+    with path.open("wb") as stream, write_behind(stream) as writer:
+        for block in blocks:
+            writer.write(block)
+    assert path.read_bytes() == b"".join(blocks)
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("write-behind")]
+
+    class Full:
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left on device"), write_behind(Full()) as writer:  # type: ignore[arg-type]
+        writer.write(b"x")
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("write-behind")]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from src.errors import run_cli
+from src.errors import DatasetError, run_cli
 from src.jsonl import shard_line
-from src.split import cut_shard_lines, main
+from src.split import _ShardWriter, cut_shard_lines, main
 from tests.records_data import record_line, write_merged_records
 
 PARAMS = """
@@ -269,3 +270,15 @@ def test_shard_lines_are_cut_from_a_block_of_record_lines() -> None:
                                                                                                strict=True)])
     block = bytearray(b"".join(lines))
     assert cut_shard_lines(block, (starts + heads_length)[1:], ends[1:]) == b"".join(map(shard_line, records[1:]))
+
+
+def test_a_shard_shortened_behind_the_writer_is_refused_not_hashed_short(tmp_path: Path) -> None:
+    """The hasher reads each shard back as its bytes are flushed; bytes missing from the file (something else
+    truncated it) stop it with an error rather than a wrong md5 (or an endless wait)."""
+    shard = tmp_path / "x-1_of_1.jsonl"
+    writer = _ShardWriter([shard])
+    shard.write_bytes(b"abc")
+    writer._written.put((0, 10))  # as the writer thread reports 10 bytes flushed
+    writer.abandon()
+    with pytest.raises(DatasetError, match=re.escape("x-1_of_1.jsonl: changed while the split wrote it; run the split again")):
+        writer.hashes()
