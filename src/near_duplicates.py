@@ -20,9 +20,13 @@ from rensa import RMinHash
 from .ngrams import ngram_hashes
 from .params import NearDuplicateParams
 from .seen import ScratchTables
+from .spill import SpillPartitions
 
 SEED = 15015  # rensa's permutation seed; changing it changes every signature
 SIGNATURE_BATCH = 1024
+PAIRS_PER_BATCH = 1 << 18  # candidate pairs made at a time (NearDuplicatePairs: 4 MB, flat memory)
+BAND_ROW = np.dtype([("key", "<i8"), ("id", "<i8")])
+PAIR_ROW = np.dtype([("first", "<i8"), ("second", "<i8")])
 
 
 def prompt_text(record: dict) -> str:
@@ -60,32 +64,55 @@ def similarity(first: bytes | np.ndarray, second: bytes | np.ndarray) -> float:
     return float(np.count_nonzero(a == b)) / len(a)
 
 
-class NearDuplicateIndex(ScratchTables):
-    """Signatures under integer ids, in an on-disk table, banded for candidate lookup."""
+class _Signatures(ScratchTables):
+    """Signatures under integer ids, in an on-disk table."""
 
     def __init__(self, params: NearDuplicateParams) -> None:
         super().__init__()
         self.params = params
         self._db.execute("CREATE TABLE signature (id INTEGER PRIMARY KEY, value BLOB)")
+
+    def _add_signatures(self, ids: Sequence[int], rows: np.ndarray) -> None:
+        self._db.executemany("INSERT INTO signature VALUES (?, ?)",
+                             zip(ids, (row.tobytes() for row in rows), strict=True))
+
+    def _near(self, first: int, others: Sequence[int]) -> Iterator[tuple[int, int, float]]:
+        """(first, other, similarity) for each of ``others`` (ascending) that is a near-duplicate of ``first``: one
+        numpy comparison against first's signature."""
+        (signature,) = self._db.execute("SELECT value FROM signature WHERE id = ?", (first,)).fetchone()
+        values = b"".join(value for (value,) in self._db.execute(
+            "SELECT value FROM signature JOIN (SELECT value AS id FROM json_each(?)) USING (id) ORDER BY id",
+            (json.dumps(others),)))
+        scores = np.count_nonzero(
+            np.frombuffer(values, dtype=np.uint32).reshape(len(others), -1) == np.frombuffer(signature,
+                                                                                              dtype=np.uint32),
+            axis=1) / self.params.permutations
+        for second, score in zip(others, scores.tolist(), strict=True):
+            if score >= self.params.threshold:
+                yield first, second, score
+
+
+class NearDuplicateIndex(_Signatures):
+    """Signatures under integer ids, banded in an on-disk table, asked one signature at a time which earlier one it
+    is a near-duplicate of (the merge's drop_near_duplicates)."""
+
+    def __init__(self, params: NearDuplicateParams) -> None:
+        super().__init__(params)
         self._db.execute("CREATE TABLE band (key INTEGER, id INTEGER)")
         self._indexed = False
 
     def add(self, ids: Sequence[int], rows: np.ndarray) -> None:
         """Index signature ``rows`` under ``ids`` (new ids only)."""
         keys = band_keys(rows, self.params)
-        self._db.executemany("INSERT INTO signature VALUES (?, ?)",
-                             zip(ids, (row.tobytes() for row in rows), strict=True))
+        self._add_signatures(ids, rows)
         self._db.executemany("INSERT INTO band VALUES (?, ?)",
                              zip(keys.ravel().tolist(), np.repeat(ids, self.params.bands).tolist(), strict=True))
 
-    def _index(self) -> None:
+    def similar_to(self, row: np.ndarray) -> int | None:
+        """The smallest id whose signature is a near-duplicate of ``row``, or None."""
         if not self._indexed:
             self._db.execute("CREATE INDEX band_key ON band (key)")
             self._indexed = True
-
-    def similar_to(self, row: np.ndarray) -> int | None:
-        """The smallest id whose signature is a near-duplicate of ``row``, or None."""
-        self._index()
         keys = band_keys(row.reshape(1, -1), self.params)[0].tolist()
         candidates = self._db.execute(
             f"SELECT DISTINCT band.id, value FROM band JOIN signature USING (id) "
@@ -95,24 +122,70 @@ class NearDuplicateIndex(ScratchTables):
                 return int(ident)
         return None
 
+
+class NearDuplicatePairs(_Signatures):
+    """Every near-duplicate pair among many signatures (the split's leakage certificate), found by sorting rather
+    than by lookups: each signature's band keys are spilled to disk partitioned by key (src/spill.py), each
+    partition is sorted so that ids sharing a key sit together, the pairs of each such group are spilled again,
+    partitioned by their first id, and each partition is made unique and scored against the signature table.
+    Memory stays flat; the work grows with the candidate pairs, not with a join (at 250,000 records of distinct
+    prompts, SQLite's self-join of the band table alone took 12 s)."""
+
+    def __init__(self, params: NearDuplicateParams, records: int) -> None:
+        """``records``: about how many signatures will be added (sizes the spill files)."""
+        super().__init__(params)
+        self._bands = SpillPartitions(BAND_ROW, records * params.bands)
+
+    def add(self, ids: Sequence[int], rows: np.ndarray) -> None:
+        """Add signature ``rows`` under ``ids`` (new ids only)."""
+        self._add_signatures(ids, rows)
+        banded = np.empty((len(rows), self.params.bands), dtype=BAND_ROW)
+        banded["key"] = band_keys(rows, self.params)
+        banded["id"] = np.asarray(ids, dtype=np.int64).reshape(-1, 1)
+        flat = banded.ravel()
+        self._bands.add(flat, flat["key"].view(np.uint64))
+
     def pairs(self) -> Iterator[tuple[int, int, float]]:
-        """Every near-duplicate pair (a, b, similarity) of distinct ids, a < b, in id order."""
-        self._index()
-        candidates = self._db.execute(
-            "SELECT DISTINCT x.id, y.id FROM band AS x JOIN band AS y ON x.key = y.key AND x.id < y.id "
-            "ORDER BY x.id, y.id")
-        lookup = self._db.cursor()
-        # One candidate list per first id, checked in one numpy comparison against its signature.
-        for first, group in itertools.groupby(candidates, key=lambda pair: pair[0]):
-            others = [second for _, second in group]
-            (signature,) = lookup.execute("SELECT value FROM signature WHERE id = ?", (first,)).fetchone()
-            values = b"".join(value for (value,) in lookup.execute(
-                "SELECT value FROM signature JOIN (SELECT value AS id FROM json_each(?)) USING (id) "
-                "ORDER BY id", (json.dumps(others),)))
-            scores = np.count_nonzero(
-                np.frombuffer(values, dtype=np.uint32).reshape(len(others), -1) == np.frombuffer(signature,
-                                                                                                  dtype=np.uint32),
-                axis=1) / self.params.permutations
-            for second, score in zip(others, scores.tolist(), strict=True):
-                if score >= self.params.threshold:
-                    yield int(first), int(second), score
+        """Every near-duplicate pair (a, b, similarity) of distinct ids, a < b; once, after the last add(). Pairs
+        come grouped by a, in no particular order."""
+        with SpillPartitions(PAIR_ROW, self._bands.rows) as candidates:
+            for rows in self._bands.partitions():
+                for batch in _shared_key_pairs(rows[np.lexsort((rows["id"], rows["key"]))]):
+                    candidates.add(batch, batch["first"].view(np.uint64))
+            for rows in candidates.partitions():
+                rows = rows[np.lexsort((rows["second"], rows["first"]))]
+                fresh = np.ones(len(rows), dtype=bool)  # each candidate once (bands repeat it)
+                fresh[1:] = (rows["first"][1:] != rows["first"][:-1]) | (rows["second"][1:] != rows["second"][:-1])
+                rows = rows[fresh]
+                bounds = np.append(np.flatnonzero(np.diff(rows["first"], prepend=-1)), len(rows)).tolist()
+                for start, stop in itertools.pairwise(bounds):
+                    yield from self._near(int(rows["first"][start]), rows["second"][start:stop].tolist())
+
+    def close(self) -> None:
+        self._bands.close()
+        super().close()
+
+
+def _shared_key_pairs(rows: np.ndarray) -> Iterator[np.ndarray]:
+    """The (first, second) id pairs, first < second, of BAND_ROW ``rows`` sorted by key then id that share a key,
+    at most PAIRS_PER_BATCH at a time (but all of one row's at once)."""
+    if not len(rows):
+        return
+    new_key = np.ones(len(rows), dtype=bool)
+    new_key[1:] = rows["key"][1:] != rows["key"][:-1]
+    group_ends = np.append(np.flatnonzero(new_key)[1:], len(rows))
+    # Row i pairs with the rows after it in its group: ends[i] - i - 1 of them.
+    partners = np.repeat(group_ends, np.diff(np.append(np.flatnonzero(new_key), len(rows)))) - np.arange(len(rows)) - 1
+    having = np.flatnonzero(partners)
+    cumulative = np.cumsum(partners[having])
+    start = 0
+    while start < len(having):
+        stop = max(int(np.searchsorted(cumulative, (cumulative[start - 1] if start else 0) + PAIRS_PER_BATCH,
+                                       side="right")), start + 1)
+        batch_rows, counts = having[start:stop], partners[having[start:stop]]
+        offsets = np.repeat(np.cumsum(counts) - counts, counts)
+        seconds = np.repeat(batch_rows + 1, counts) + np.arange(int(counts.sum())) - offsets
+        pairs = np.empty(len(seconds), dtype=PAIR_ROW)
+        pairs["first"], pairs["second"] = np.repeat(rows["id"][batch_rows], counts), rows["id"][seconds]
+        yield pairs[pairs["first"] < pairs["second"]]
+        start = stop

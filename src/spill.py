@@ -38,9 +38,11 @@ class SpillPartitions:
         self._open = ExitStack()
         self._files = [self._open.enter_context((Path(self._directory.name) / f"{number}.bin").open("wb"))
                        for number in range(self._count)]
+        self.rows = 0  # added so far
 
     def add(self, rows: np.ndarray, keys: np.ndarray) -> None:
         """Spill ``rows``, each to the partition of its ``keys`` value (uint64)."""
+        self.rows += len(rows)
         partitions = keys % np.uint64(self._count)
         order = np.argsort(partitions, kind="stable")
         bounds = np.searchsorted(partitions[order], np.arange(self._count + 1))

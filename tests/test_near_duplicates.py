@@ -3,8 +3,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from src.near_duplicates import NearDuplicateIndex, band_keys, prompt_text, signatures, similarity
+from src import near_duplicates
+from src.near_duplicates import (
+    NearDuplicateIndex,
+    NearDuplicatePairs,
+    band_keys,
+    prompt_text,
+    signatures,
+    similarity,
+)
 from src.params import NearDuplicateParams
 
 PARAMS = NearDuplicateParams()  # 5-grams, 128 permutations in 16 bands, threshold 0.8
@@ -45,16 +55,47 @@ def test_the_index_finds_near_duplicate_pairs_and_earlier_similar_records() -> N
         assert index.similar_to(rows[3]) == 0
         assert index.similar_to(signatures(["これも別の話題についての質問。"], PARAMS)[0]) is None
         index.add([3, 4], rows[3:])
-        assert [(a, b) for a, b, _ in index.pairs()] == [(0, 3), (0, 4), (3, 4)]
-        assert all(score >= 0.9 for _, _, score in index.pairs())
+        assert index.similar_to(rows[4]) == 0
+
+
+def test_all_near_duplicate_pairs_are_found_whatever_order_the_ids_come_in() -> None:
+    texts = [PASSAGE, HALF, "まったく別の質問です。", EDITED, PASSAGE]
+    with NearDuplicatePairs(PARAMS, 5) as index:
+        rows = signatures(texts, PARAMS)
+        index.add([30, 1, 2], rows[[3, 1, 2]])
+        index.add([4, 0], rows[[4, 0]])
+        found = sorted(index.pairs())
+    assert [(a, b) for a, b, _ in found] == [(0, 4), (0, 30), (4, 30)]
+    assert found[0][2] == 1.0 and all(0.9 <= score < 1.0 for _, _, score in found[1:])
 
 
 @pytest.mark.parametrize("threshold, pairs", [(0.3, [(0, 1), (0, 2), (1, 2)]), (1.0, [(0, 2)])])
 def test_the_threshold_decides_which_candidates_are_pairs(threshold: float, pairs: list[tuple[int, int]]) -> None:
     params = NearDuplicateParams(threshold=threshold, bands=64)  # 2 values per band: half-similar pairs collide
-    with NearDuplicateIndex(params) as index:
+    with NearDuplicatePairs(params, 3) as index:
         index.add([0, 1, 2], signatures([PASSAGE, HALF, PASSAGE], params))
-        assert [(a, b) for a, b, _ in index.pairs()] == pairs
+        assert sorted((a, b) for a, b, _ in index.pairs()) == pairs
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.lists(st.integers(0, 2), min_size=8, max_size=8), min_size=0, max_size=60),
+       batch=st.integers(1, 50), ids=st.randoms())
+def test_pairs_are_exactly_those_that_share_a_band_and_reach_the_threshold(values, batch, ids) -> None:
+    """Against the definition, pair by pair: tiny signatures (8 values of 0-2, in 4 bands) make groups of every size
+    sharing a key, and PAIRS_PER_BATCH as small as 1 cuts them anywhere."""
+    params = NearDuplicateParams(permutations=8, bands=4, threshold=0.5)
+    rows = np.array(values, dtype=np.uint32).reshape(-1, 8)
+    numbers = list(range(0, 3 * len(rows), 3))
+    ids.shuffle(numbers)
+    keys = band_keys(rows, params) if len(rows) else np.zeros((0, 4), dtype=np.int64)
+    expected = sorted((min(numbers[i], numbers[j]), max(numbers[i], numbers[j]), similarity(rows[i], rows[j]))
+                      for i in range(len(rows)) for j in range(i + 1, len(rows))
+                      if set(keys[i].tolist()) & set(keys[j].tolist()) and similarity(rows[i], rows[j]) >= 0.5)
+    with pytest.MonkeyPatch.context() as patch, NearDuplicatePairs(params, len(rows)) as index:
+        patch.setattr(near_duplicates, "PAIRS_PER_BATCH", batch)
+        if len(rows):
+            index.add(numbers, rows)
+        assert sorted(index.pairs()) == expected
 
 
 def test_the_prompt_is_instruction_then_input() -> None:
