@@ -11,8 +11,10 @@ threshold.
 from __future__ import annotations
 
 import itertools
-import json
+import os
+import tempfile
 from collections.abc import Iterator, Sequence
+from typing import Self
 
 import numpy as np
 from rensa import RMinHash
@@ -64,47 +66,22 @@ def similarity(first: bytes | np.ndarray, second: bytes | np.ndarray) -> float:
     return float(np.count_nonzero(a == b)) / len(a)
 
 
-class _Signatures(ScratchTables):
-    """Signatures under integer ids, in an on-disk table."""
+class NearDuplicateIndex(ScratchTables):
+    """Signatures under integer ids, banded in an on-disk table, asked one signature at a time which earlier one it
+    is a near-duplicate of (the merge's drop_near_duplicates)."""
 
     def __init__(self, params: NearDuplicateParams) -> None:
         super().__init__()
         self.params = params
         self._db.execute("CREATE TABLE signature (id INTEGER PRIMARY KEY, value BLOB)")
-
-    def _add_signatures(self, ids: Sequence[int], rows: np.ndarray) -> None:
-        self._db.executemany("INSERT INTO signature VALUES (?, ?)",
-                             zip(ids, (row.tobytes() for row in rows), strict=True))
-
-    def _near(self, first: int, others: Sequence[int]) -> Iterator[tuple[int, int, float]]:
-        """(first, other, similarity) for each of ``others`` (ascending) that is a near-duplicate of ``first``: one
-        numpy comparison against first's signature."""
-        (signature,) = self._db.execute("SELECT value FROM signature WHERE id = ?", (first,)).fetchone()
-        values = b"".join(value for (value,) in self._db.execute(
-            "SELECT value FROM signature JOIN (SELECT value AS id FROM json_each(?)) USING (id) ORDER BY id",
-            (json.dumps(others),)))
-        scores = np.count_nonzero(
-            np.frombuffer(values, dtype=np.uint32).reshape(len(others), -1) == np.frombuffer(signature,
-                                                                                              dtype=np.uint32),
-            axis=1) / self.params.permutations
-        for second, score in zip(others, scores.tolist(), strict=True):
-            if score >= self.params.threshold:
-                yield first, second, score
-
-
-class NearDuplicateIndex(_Signatures):
-    """Signatures under integer ids, banded in an on-disk table, asked one signature at a time which earlier one it
-    is a near-duplicate of (the merge's drop_near_duplicates)."""
-
-    def __init__(self, params: NearDuplicateParams) -> None:
-        super().__init__(params)
         self._db.execute("CREATE TABLE band (key INTEGER, id INTEGER)")
         self._indexed = False
 
     def add(self, ids: Sequence[int], rows: np.ndarray) -> None:
         """Index signature ``rows`` under ``ids`` (new ids only)."""
         keys = band_keys(rows, self.params)
-        self._add_signatures(ids, rows)
+        self._db.executemany("INSERT INTO signature VALUES (?, ?)",
+                             zip(ids, (row.tobytes() for row in rows), strict=True))
         self._db.executemany("INSERT INTO band VALUES (?, ?)",
                              zip(keys.ravel().tolist(), np.repeat(ids, self.params.bands).tolist(), strict=True))
 
@@ -123,22 +100,27 @@ class NearDuplicateIndex(_Signatures):
         return None
 
 
-class NearDuplicatePairs(_Signatures):
+class NearDuplicatePairs:
     """Every near-duplicate pair among many signatures (the split's leakage certificate), found by sorting rather
     than by lookups: each signature's band keys are spilled to disk partitioned by key (src/spill.py), each
     partition is sorted so that ids sharing a key sit together, the pairs of each such group are spilled again,
-    partitioned by their first id, and each partition is made unique and scored against the signature table.
-    Memory stays flat; the work grows with the candidate pairs, not with a join (at 250,000 records of distinct
-    prompts, SQLite's self-join of the band table alone took 12 s)."""
+    partitioned by their first id, and each partition is made unique and scored. Signatures wait in a sparse
+    temporary file, the one of id i at i times its size, read back one at a time. Memory stays flat; the work grows
+    with the candidate pairs, not with a join (at 250,000 records of distinct prompts, SQLite's self-join of a band
+    table alone took 12 s, and a query per first id 3 s)."""
 
     def __init__(self, params: NearDuplicateParams, records: int) -> None:
         """``records``: about how many signatures will be added (sizes the spill files)."""
-        super().__init__(params)
+        self.params = params
+        self._row_bytes = params.permutations * np.dtype(np.uint32).itemsize
+        self._signatures = tempfile.TemporaryFile()  # noqa: SIM115 -- closed by close()
         self._bands = SpillPartitions(BAND_ROW, records * params.bands)
 
     def add(self, ids: Sequence[int], rows: np.ndarray) -> None:
-        """Add signature ``rows`` under ``ids`` (new ids only)."""
-        self._add_signatures(ids, rows)
+        """Add signature ``rows`` (uint32) under ``ids`` (new ids only, non-negative)."""
+        file = self._signatures.fileno()
+        for ident, row in zip(ids, rows, strict=True):
+            os.pwrite(file, row.tobytes(), ident * self._row_bytes)
         banded = np.empty((len(rows), self.params.bands), dtype=BAND_ROW)
         banded["key"] = band_keys(rows, self.params)
         banded["id"] = np.asarray(ids, dtype=np.int64).reshape(-1, 1)
@@ -161,9 +143,29 @@ class NearDuplicatePairs(_Signatures):
                 for start, stop in itertools.pairwise(bounds):
                     yield from self._near(int(rows["first"][start]), rows["second"][start:stop].tolist())
 
+    def _signature_rows(self, ids: Sequence[int]) -> np.ndarray:
+        file, size = self._signatures.fileno(), self._row_bytes
+        return np.frombuffer(b"".join([os.pread(file, size, ident * size) for ident in ids]),
+                             dtype=np.uint32).reshape(len(ids), -1)
+
+    def _near(self, first: int, others: Sequence[int]) -> Iterator[tuple[int, int, float]]:
+        """(first, other, similarity) for each of ``others`` that is a near-duplicate of ``first``: one numpy
+        comparison against first's signature."""
+        scores = np.count_nonzero(self._signature_rows(others) == self._signature_rows([first]),
+                                  axis=1) / self.params.permutations
+        for second, score in zip(others, scores.tolist(), strict=True):
+            if score >= self.params.threshold:
+                yield first, second, score
+
     def close(self) -> None:
         self._bands.close()
-        super().close()
+        self._signatures.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _shared_key_pairs(rows: np.ndarray) -> Iterator[np.ndarray]:
