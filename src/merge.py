@@ -14,6 +14,7 @@ and copies those bytes and parses only the near-duplicate check's text.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 import orjson
 
 from .errors import DatasetError, expect_args, run_cli
-from .jsonl import atomic_file, merged_record_line, prompt_bytes, prompt_fields, write_behind, write_json
+from .jsonl import atomic_file, merged_head_start, prompt_bytes, prompt_fields, write_behind, write_json
 from .near_duplicates import NearDuplicateIndex, prompt_text, signatures
 from .params import NearDuplicateParams, load_params
 from .progress import counted_chunks, line_progress
@@ -37,24 +38,27 @@ CHUNK_RECORDS = 4096  # raw records read, checked and written at a time
 
 @dataclass(frozen=True)
 class RawChunk:
-    """Consecutive raw records of one source: their raw record lines, the lines' lengths and their record index
-    rows."""
+    """Raw records of one source: their raw record lines in ``block`` (line i is block[starts[i]:ends[i]]; a chunk
+    read from a raw file holds them one after another) and their record index rows."""
     source: str
-    lines: list[bytes]
-    lengths: np.ndarray
+    block: bytes
+    starts: np.ndarray
+    ends: np.ndarray
     rows: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return len(self.rows)
 
     @property
     def nbytes(self) -> int:
-        return int(self.lengths.sum())
+        return int((self.ends - self.starts).sum())
+
+    def lines(self) -> list[bytes]:
+        return [self.block[start:end] for start, end in zip(self.starts.tolist(), self.ends.tolist(), strict=True)]
 
     def kept(self, keep: np.ndarray) -> RawChunk:
         """The records where ``keep`` (a boolean per record) is true."""
-        return RawChunk(self.source, [line for line, kept in zip(self.lines, keep.tolist(), strict=True) if kept],
-                        self.lengths[keep], self.rows[keep])
+        return RawChunk(self.source, self.block, self.starts[keep], self.ends[keep], self.rows[keep])
 
 
 @dataclass
@@ -66,23 +70,38 @@ class DuplicateCounts:
 
 
 def raw_chunks(source: str, lines_path: Path, index_path: Path) -> Iterator[RawChunk]:
-    """A raw source's records, CHUNK_RECORDS at a time, each chunk checked against the source's record index."""
-    position = 0
+    """A raw source's records, CHUNK_RECORDS at a time, read a block at a time where the record index says its lines
+    are, each block checked against it."""
+    def mismatch(what: str) -> DatasetError:
+        return DatasetError(f"{lines_path}: {what} its record index; run the raw stage again (dvc repro -f raw)")
+
     with RecordIndex(index_path, stage="raw") as index, lines_path.open("rb") as stream:
-        for rows in index.chunks(CHUNK_RECORDS):
-            # readlines() stops after the line that takes it to the hint: the chunk's last line, if the index is right.
-            lines = stream.readlines(int(rows["offset"][-1]) - position + 1)
-            lengths = line_lengths(lines)
-            ends = np.cumsum(lengths)
-            if len(lines) != len(rows) or np.any(rows["offset"] != position + ends - lengths):
-                raise DatasetError(f"{lines_path}: does not match its record index; run the raw stage again "
-                                   "(dvc repro -f raw)")
-            check_block(lines_path, b"".join(lines), ends - lengths, ends, rows, "raw")
-            position += int(ends[-1])
-            yield RawChunk(source, lines, lengths, rows)
-        if stream.read(1):
-            raise DatasetError(f"{lines_path}: holds more records than its record index; run the raw stage again "
-                               "(dvc repro -f raw)")
+        size = os.fstat(stream.fileno()).st_size
+        for start in range(0, index.records, CHUNK_RECORDS):
+            stop = min(start + CHUNK_RECORDS, index.records)
+            rows = index.rows(start, min(stop + 1, index.records))
+            offsets = rows["offset"].astype(np.int64)
+            # A line ends where the next starts; the file's last line, at its first newline.
+            ends = offsets[1:] if stop < index.records else np.append(offsets[1:], size)
+            rows = rows[:stop - start]
+            if offsets[0] != stream.tell():
+                raise mismatch("does not match")
+            block = stream.read(int(ends[-1] - offsets[0]))
+            starts, ends = offsets[:len(rows)] - offsets[0], ends - offsets[0]
+            beyond = 0  # bytes after the last line
+            if stop == index.records:
+                ends[-1] = block.find(b"\n", int(starts[-1])) + 1 or len(block)
+                beyond = len(block) - int(ends[-1])
+                block = block[:ends[-1]]
+            # Exactly one newline per line, at its end: the lines are where the index says.
+            if len(block) != ends[-1] or block.count(b"\n") != len(rows):
+                raise mismatch("does not match")
+            check_block(lines_path, block, starts, ends, rows, "raw")
+            if beyond:
+                raise mismatch("holds more records than")
+            yield RawChunk(source, block, starts, ends, rows)
+        if not index.records and size:
+            raise mismatch("holds more records than")
 
 
 def _counted(chunks: Iterable[RawChunk], counts: DuplicateCounts, records: int) -> Iterator[RawChunk]:
@@ -126,8 +145,8 @@ def _without_near_duplicates(chunks: Iterable[RawChunk], params: NearDuplicatePa
     with NearDuplicateIndex(params) as index:
         for chunk in chunks:
             rows = signatures([prompt_text(prompt_fields(prompt_bytes(_shard_line(line, head))))
-                               for line, head in zip(chunk.lines, chunk.rows["head"].tolist(), strict=True)], params)
-            keep = np.ones(len(chunk.lines), dtype=bool)
+                               for line, head in zip(chunk.lines(), chunk.rows["head"].tolist(), strict=True)], params)
+            keep = np.ones(len(chunk), dtype=bool)
             for number, row in enumerate(rows):
                 if index.similar_to(row) is not None:
                     keep[number] = False
@@ -157,19 +176,21 @@ def write_merged(chunks: Iterable[RawChunk], merged: Path, record_index: Path, s
     with RecordIndexWriter(record_index) as index, atomic_file(merged) as file, write_behind(file) as stream:
         for chunk in chunks:
             source = orjson.dumps(chunk.source)
-            lines = [merged_record_line(line, at, source)
-                     for at, line in enumerate(chunk.lines, number)]
-            number += len(lines)
-            block = b"".join(lines)
+            starts = chunk.starts.tolist()
+            heads = [merged_head_start(at, source) for at in range(number, number + len(starts))]
+            number += len(heads)
+            with memoryview(chunk.block) as view:
+                # Each merged line: its head's start, then the raw line after its "{".
+                block = b"".join([part for head, start, end in zip(heads, starts, chunk.ends.tolist(), strict=True)
+                                  for part in (head, view[start + 1:end])])
+            lengths = line_lengths(heads) + (chunk.ends - chunk.starts - 1)
             stream.write(block)
-            lengths = line_lengths(lines)
             rows = chunk.rows.copy()
-            # The head grows by what the merged head adds; the shard fields after it are the same bytes.
-            rows["head"] = lengths - (chunk.lengths - rows["head"])
+            rows["head"] = lengths - (chunk.ends - chunk.starts - rows["head"])  # the shard fields are the same
             rows["offset"] = np.cumsum(lengths) - lengths
             index.add(rows, len(block))
             stats.add(rows["category"], rows["chars"])
-            per_source[chunk.source] = per_source.get(chunk.source, 0) + len(lines)
+            per_source[chunk.source] = per_source.get(chunk.source, 0) + len(heads)
     return per_source
 
 

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from src.encode import encode_records
@@ -28,7 +29,8 @@ def digest16(data: bytes) -> bytes:
 def raw_chunk(source: str, records: Sequence[dict]) -> RawChunk:
     """The raw records of ``records`` (validated dicts) of source ``source``, as the merge reads them."""
     lines, rows = encode_records(records)
-    return RawChunk(source, lines, line_lengths(lines), rows)
+    ends = np.cumsum(line_lengths(lines))
+    return RawChunk(source, b"".join(lines), ends - line_lengths(lines), ends, rows)
 
 
 def write_merged_records(work: Path, records: Iterable[dict], source: str = "s") -> None:

@@ -17,7 +17,7 @@ from src.jsonl import (
     atomic_file,
     count_lines,
     durable,
-    merged_record_line,
+    merged_head_start,
     prompt_bytes,
     raw_record_line,
     read_prompts,
@@ -112,12 +112,12 @@ def test_raw_and_merged_record_lines_are_the_heads_and_shard_line_written_by_cop
               "output": text + "答"}
     chars = [len(record["instruction"]), len(text), len(record["output"])]
     line, head, output = raw_record_line(record)
-    assert line == record_line({"index": record["index"], "category": "summarization", "chars": chars},
+    assert line == record_line({"source_index": record["index"], "category": "summarization", "chars": chars},
                                     shard_line(record))
     assert line[head:] == b", " + shard_line(record)[1:]
     assert line[head:output] == b", " + prompt_bytes(shard_line(record))[1:] + b'"'
-    assert merged_record_line(line, 12, orjson.dumps("s-" + text)) == record_line(
-        {"index": "12", "category": "summarization", "source": "s-" + text, "source_index": record["index"],
+    assert merged_head_start(12, orjson.dumps("s-" + text)) + line[1:] == record_line(
+        {"index": "12", "source": "s-" + text, "source_index": record["index"], "category": "summarization",
          "chars": chars}, shard_line(record))
 
 

@@ -46,9 +46,9 @@ def test_merge_renumbers_keeps_provenance_and_counts_duplicates(tmp_path: Path, 
     lines, rows = merged(tmp_path, [("base", BASE), ("additions", ADDITIONS)], drop, counts)
     originals = [("base", r) for r in BASE] + [("additions", r) for r in ADDITIONS]
     assert lines == [
-        record_line({"index": str(number), "category": originals[position][1]["category"],
-                          "source": originals[position][0], "source_index": originals[position][1]["index"],
-                          "chars": [len(originals[position][1][k]) for k in ("instruction", "input", "output")]},
+        record_line({"index": str(number), "source": originals[position][0],
+                     "source_index": originals[position][1]["index"], "category": originals[position][1]["category"],
+                     "chars": [len(originals[position][1][k]) for k in ("instruction", "input", "output")]},
                          shard_line(originals[position][1]))
         for number, position in enumerate(kept)
     ]
@@ -90,7 +90,7 @@ def test_merge_stage_writes_merged_lines_and_metrics(tmp_path: Path) -> None:
 
     lines = merged.read_bytes().splitlines(keepends=True)
     # The head (provenance, category, characters of each text field), then exactly the shard line's fields.
-    assert lines[0] == ('{"index":"0","category":"open_qa","source":"base","source_index":"a","chars":[3,0,3], '
+    assert lines[0] == ('{"index":"0","source":"base","source_index":"a","category":"open_qa","chars":[3,0,3], '
                         '"instruction": "山は？", "input": "", "output": "富士山"}\n').encode()
     assert [json.loads(line)["source_index"] for line in lines] == ["a", "b", "1", "2"]
     assert np.load(record_index)["offset"].tolist() == [sum(map(len, lines[:n])) for n in range(4)]
