@@ -25,8 +25,9 @@ from .stages import check_declared, stage_deps
 def write_source(batches: Iterable[EncodedBatch], lines_path: Path, index_path: Path, description: str = "") -> int:
     """Write encoded ``batches`` (src/encode.py) to ``lines_path`` and their index to ``index_path``, both flushed to
     disk, in a directory made whole by atomic_directory(); return how many records there were."""
-    with lines_path.open("wb") as file, durable(file), write_behind(file) as stream, \
-            RecordIndexWriter(index_path) as index, record_progress(description) as bar:
+    # The index is written when its with block ends: after the last line is (write_behind raises a failed write).
+    with lines_path.open("wb") as file, durable(file), RecordIndexWriter(index_path) as index, \
+            write_behind(file) as stream, record_progress(description) as bar:
         for batch in batches:
             stream.write(batch.block)
             index.add(batch.rows, len(batch.block))
