@@ -14,7 +14,6 @@ and copies those bytes and parses only the near-duplicate check's text.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from .jsonl import atomic_file, merged_head_start, prompt_bytes, prompt_fields, 
 from .near_duplicates import NearDuplicateIndex, prompt_text, signatures
 from .params import NearDuplicateParams, load_params
 from .progress import counted_chunks, line_progress
-from .record_index import RecordIndex, RecordIndexWriter, check_block, line_lengths
+from .record_index import RecordIndex, RecordIndexWriter, line_lengths
 from .schema import RAW_MANIFEST
 from .seen import SeenSet
 from .spill import RepeatCounter
@@ -41,7 +40,7 @@ class RawChunk:
     """Raw records of one source: their raw record lines in ``block`` (line i is block[starts[i]:ends[i]]; a chunk
     read from a raw file holds them one after another) and their record index rows."""
     source: str
-    block: bytes
+    block: bytes | bytearray
     starts: np.ndarray
     ends: np.ndarray
     rows: np.ndarray
@@ -54,7 +53,8 @@ class RawChunk:
         return int((self.ends - self.starts).sum())
 
     def lines(self) -> list[bytes]:
-        return [self.block[start:end] for start, end in zip(self.starts.tolist(), self.ends.tolist(), strict=True)]
+        return [bytes(self.block[start:end])
+                for start, end in zip(self.starts.tolist(), self.ends.tolist(), strict=True)]
 
     def kept(self, keep: np.ndarray) -> RawChunk:
         """The records where ``keep`` (a boolean per record) is true."""
@@ -70,38 +70,11 @@ class DuplicateCounts:
 
 
 def raw_chunks(source: str, lines_path: Path, index_path: Path) -> Iterator[RawChunk]:
-    """A raw source's records, CHUNK_RECORDS at a time, read a block at a time where the record index says its lines
-    are, each block checked against it."""
-    def mismatch(what: str) -> DatasetError:
-        return DatasetError(f"{lines_path}: {what} its record index; run the raw stage again (dvc repro -f raw)")
-
-    with RecordIndex(index_path, stage="raw") as index, lines_path.open("rb") as stream:
-        size = os.fstat(stream.fileno()).st_size
-        for start in range(0, index.records, CHUNK_RECORDS):
-            stop = min(start + CHUNK_RECORDS, index.records)
-            rows = index.rows(start, min(stop + 1, index.records))
-            offsets = rows["offset"].astype(np.int64)
-            # A line ends where the next starts; the file's last line, at its first newline.
-            ends = offsets[1:] if stop < index.records else np.append(offsets[1:], size)
-            rows = rows[:stop - start]
-            if offsets[0] != stream.tell():
-                raise mismatch("does not match")
-            block = stream.read(int(ends[-1] - offsets[0]))
-            starts, ends = offsets[:len(rows)] - offsets[0], ends - offsets[0]
-            beyond = 0  # bytes after the last line
-            if stop == index.records:
-                ends[-1] = block.find(b"\n", int(starts[-1])) + 1 or len(block)
-                beyond = len(block) - int(ends[-1])
-                block = block[:ends[-1]]
-            # Exactly one newline per line, at its end: the lines are where the index says.
-            if len(block) != ends[-1] or block.count(b"\n") != len(rows):
-                raise mismatch("does not match")
-            check_block(lines_path, block, starts, ends, rows, "raw")
-            if beyond:
-                raise mismatch("holds more records than")
-            yield RawChunk(source, block, starts, ends, rows)
-        if not index.records and size:
-            raise mismatch("holds more records than")
+    """A raw source's records, CHUNK_RECORDS at a time, read where its record index says, each block checked
+    against it."""
+    with RecordIndex(index_path, stage="raw") as index:
+        for part in index.blocks(lines_path, CHUNK_RECORDS):
+            yield RawChunk(source, part.block, part.starts, part.ends, part.rows)
 
 
 def _counted(chunks: Iterable[RawChunk], counts: DuplicateCounts, records: int) -> Iterator[RawChunk]:

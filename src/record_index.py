@@ -11,9 +11,11 @@ plain .npy file (numpy.load reads it).
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Self
 
@@ -82,6 +84,18 @@ def check_block(path: Path, block: bytes | bytearray, starts: np.ndarray, ends: 
                            f"(dvc repro -f {stage})")
 
 
+@dataclass(frozen=True)
+class IndexedBlock:
+    """Consecutive record lines of a file and their record index rows: line i is block[starts[i]:ends[i]], record
+    number first + i."""
+
+    first: int
+    block: bytearray
+    starts: np.ndarray
+    ends: np.ndarray
+    rows: np.ndarray
+
+
 class RecordIndexWriter:
     """Rows appended a chunk at a time to a temporary file, then written as one .npy file (atomically) when its with
     block ends without an error."""
@@ -120,6 +134,7 @@ class RecordIndex:
     to run ``stage``, which writes it, again."""
 
     def __init__(self, path: Path, stage: str = "merge") -> None:
+        self._stage = stage
         self._again = f"run the {stage} stage again (dvc repro -f {stage})"
         try:
             self._stream: BinaryIO = path.open("rb")
@@ -150,6 +165,33 @@ class RecordIndex:
         """All rows, ``size`` at a time."""
         for start in range(0, self.records, size):
             yield self.rows(start, min(start + size, self.records))
+
+    def blocks(self, lines: Path, size: int) -> Iterator[IndexedBlock]:
+        """The record lines of file ``lines``, ``size`` at a time, read where this index says they are, each block
+        checked against it (check_block()). A line ends where the next starts; the last, at its first newline: a
+        file shorter, or holding more lines, is refused."""
+        with lines.open("rb") as stream:
+            file_size = os.fstat(stream.fileno()).st_size
+            for first in range(0, self.records, size):
+                stop = min(first + size, self.records)
+                rows = self.rows(first, min(stop + 1, self.records))
+                offsets = rows["offset"].astype(np.int64)
+                ends = offsets[1:] if stop < self.records else np.append(offsets[1:], file_size)
+                rows = rows[:stop - first]
+                stream.seek(int(offsets[0]))
+                block = bytearray(max(int(ends[-1] - offsets[0]), 0))
+                if stream.readinto(block) != len(block) or offsets[0] > file_size:
+                    raise DatasetError(f"{lines}: does not match its record index; {self._again}")
+                starts, ends = offsets[:len(rows)] - offsets[0], ends - offsets[0]
+                beyond = 0  # bytes after the last line
+                if stop == self.records:
+                    ends[-1] = block.find(b"\n", int(starts[-1])) + 1 or len(block)
+                    beyond = len(block) - int(ends[-1])
+                    del block[ends[-1]:]
+                check_block(lines, block, starts, ends, rows, self._stage)
+                if beyond:
+                    raise DatasetError(f"{lines}: holds more records than its record index; {self._again}")
+                yield IndexedBlock(first, block, starts, ends, rows)
 
     def select(self, records: Sequence[int]) -> np.ndarray:
         """The rows of ``records`` (merged indices), in that order."""

@@ -213,23 +213,8 @@ def write_shards(chunks: Iterable[Chunk], split: SplitParams, directory: Path, f
 
 def merged_chunks(merged: Path, index: RecordIndex) -> Iterator[Chunk]:
     """The merged records in merged order, CHUNK_RECORDS at a time."""
-    size = merged.stat().st_size
-    with merged.open("rb") as stream:
-        for start in range(0, index.records, CHUNK_RECORDS):
-            stop = min(start + CHUNK_RECORDS, index.records)
-            rows = index.rows(start, min(stop + 1, index.records))
-            offsets = rows["offset"].astype(np.int64)
-            ends = np.append(offsets[1:], size) if stop == index.records else offsets[1:]
-            rows = rows[:stop - start]
-            stream.seek(int(offsets[0]))
-            block = bytearray(int(ends[-1] - offsets[0]))
-            if stream.readinto(block) != len(block):
-                raise DatasetError(f"{merged}: shorter than its record index says; run the merge stage again "
-                                   "(dvc repro -f merge)")
-            starts = offsets[:stop - start] - offsets[0]
-            ends = ends - offsets[0]
-            check_block(merged, block, starts, ends, rows, "merge")
-            yield Chunk(block, starts, ends, np.arange(start, stop), rows)
+    for part in index.blocks(merged, CHUNK_RECORDS):
+        yield Chunk(part.block, part.starts, part.ends, np.arange(part.first, part.first + len(part.rows)), part.rows)
 
 
 def chunks_in_order(merged: Path, index: RecordIndex, order: np.ndarray) -> Iterator[Chunk]:

@@ -179,6 +179,16 @@ def test_a_merged_file_and_record_index_that_disagree_are_refused(work: Path, ca
     assert not (work / "shards").exists()
 
 
+def test_a_merged_file_with_lines_its_index_lacks_is_refused(work: Path, capsys) -> None:
+    """A line appended after the last one the index knows would otherwise end up inside the last shard line."""
+    merged = work / "merged.jsonl"
+    merged.write_bytes(merged.read_bytes() + merged.read_bytes().splitlines(keepends=True)[0])
+    assert run_split(work) == 1
+    assert capsys.readouterr().err == (f"error: {merged}: holds more records than its record index; run the merge "
+                                       "stage again (dvc repro -f merge)\n")
+    assert not (work / "shards").exists()
+
+
 @pytest.mark.parametrize("content, message", [
     (b"not numpy", "{path}: not a record index; run the merge stage again (dvc repro -f merge)"),
     (None, "{path}: a record index of another layout; run the merge stage again (dvc repro -f merge)"),
