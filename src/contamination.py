@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Sequence
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,8 @@ from .params import ContaminationParams
 from .records import iter_source_file
 
 CHUNK_ITEMS = 10_000
+INDEX = np.dtype("<i8")  # a contaminated record's merged index, as the temporary file holds it
+INDEX_CHUNK = 1 << 16  # indices read back at a time
 
 
 def item_texts(item: object) -> list[str]:
@@ -89,13 +93,17 @@ def load_eval_set(params: ContaminationParams) -> EvalSet:
 
 
 class ContaminationTally:
-    """The merged indices, per shard, of the records that share an n-gram with the evaluation files."""
+    """The merged indices, per shard, of the records that share an n-gram with the evaluation files, appended to a
+    temporary file as they are found (shards come one after another, as write_shards() writes them), so memory
+    stays flat however many there are."""
 
     def __init__(self, eval_set: EvalSet, shard_count: int, chunk_records: int) -> None:
         self.eval_set = eval_set
-        self.records: list[list[int]] = [[] for _ in range(shard_count)]
+        self.counts = np.zeros(shard_count, dtype=np.int64)  # contaminated records per shard
+        self._found = tempfile.TemporaryFile()  # noqa: SIM115 -- closed by close()
         self._chunk_records = chunk_records
         self._pending: list[tuple[int, int, bytes]] = []
+        self._shard = 0  # the shard being added
 
     @property
     def active(self) -> bool:
@@ -104,19 +112,38 @@ class ContaminationTally:
 
     def add(self, shard: int, records: Sequence[int], shard_lines: Sequence[bytes]) -> None:
         """Check merged records ``records`` of shard number ``shard``, whose shard lines are ``shard_lines``."""
+        if shard < self._shard:
+            raise ValueError(f"shard {shard} added after shard {self._shard}: shards come in order")
+        self._shard = shard
         if self.active:
             self._pending.extend(zip(itertools.repeat(shard), records, shard_lines, strict=False))
             if len(self._pending) >= self._chunk_records:
                 self.flush()
 
     def flush(self) -> None:
+        if not self._pending:
+            return
         texts: list[str] = []
         for _, _, line in self._pending:
             fields = orjson.loads(line)
             texts += (fields["instruction"], fields["output"])
         by_text = self.eval_set.shared(texts)
         shared = np.logical_or(by_text[0::2], by_text[1::2])  # instruction or output
-        for (shard, record, _), hit in zip(self._pending, shared.tolist(), strict=True):
-            if hit:
-                self.records[shard].append(record)
+        shards = np.array([shard for shard, _, _ in self._pending], dtype=np.int64)
+        records = np.array([record for _, record, _ in self._pending], dtype=INDEX)
+        self._found.write(records[shared].tobytes())
+        self.counts += np.bincount(shards[shared], minlength=len(self.counts))
         self._pending = []
+
+    def indices(self, shard: int) -> Iterator[np.ndarray]:
+        """The merged indices of the contaminated records of shard number ``shard``, INDEX_CHUNK at a time, in the
+        order they were added; after flush()."""
+        self._found.flush()
+        start, stop = int(self.counts[:shard].sum()), int(self.counts[:shard + 1].sum())
+        for at in range(start, stop, INDEX_CHUNK):
+            count = min(INDEX_CHUNK, stop - at)
+            yield np.frombuffer(os.pread(self._found.fileno(), count * INDEX.itemsize, at * INDEX.itemsize),
+                                dtype=INDEX)
+
+    def close(self) -> None:
+        self._found.close()

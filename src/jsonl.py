@@ -19,12 +19,14 @@ import shutil
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import orjson
 
 from .errors import DatasetError
@@ -32,7 +34,7 @@ from .errors import DatasetError
 SHARD_FIELDS = ("instruction", "input", "output")
 # A JSON string never holds an unescaped '"', so the first occurrence of these bytes is the structural one.
 FLUSH_SECONDS = 0.5  # how often FlushBehind hands written bytes to the disk
-WRITES_BEHIND = 4  # blocks a WriteBehind holds at most (bounds memory)
+WRITES_BEHIND = 2  # blocks a WriteBehind holds at most (bounds memory)
 _SHARD_FIELDS_START = b', "instruction": '
 _OUTPUT_START = b'", "output": "'
 
@@ -246,6 +248,44 @@ def write_json(path: Path, obj: object) -> None:
     json.dumps(indent=2, ensure_ascii=False), from orjson, whose indenting encoder is many times faster."""
     with atomic_file(path) as stream:
         stream.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+@dataclass(frozen=True)
+class IntegerChunks:
+    """A JSON list of integers that write_json_rows() writes a chunk at a time, as ``chunks()`` yields them."""
+
+    chunks: Callable[[], Iterable[np.ndarray]]
+
+
+def write_json_rows(path: Path, rows: Iterable[Mapping[str, object]]) -> None:
+    """Write a list of objects atomically, the bytes write_json() writes, a row at a time; a row's last value may be
+    an IntegerChunks (a table's list of record indices, say), written a chunk at a time, so it is never whole in
+    memory."""
+    with atomic_file(path) as stream:
+        opening = b"[\n"
+        for row in rows:
+            stream.write(opening)
+            opening = b",\n"
+            items = list(row.items())
+            last_key, last = items[-1] if items else ("", None)
+            if not isinstance(last, IntegerChunks):
+                stream.write(_row_text(row))
+                continue
+            text = _row_text({**row, last_key: []})  # ends with the list's "[]", then "\n  }"
+            stream.write(text[:-len(b"]\n  }")])
+            separator = b"\n"
+            for chunk in last.chunks():
+                if len(chunk):
+                    stream.write(separator + b",\n".join([b"      %d" % value for value in chunk.tolist()]))
+                    separator = b",\n"
+            stream.write((b"]" if separator == b"\n" else b"\n    ]") + b"\n  }")
+        stream.write(b"[]\n" if opening == b"[\n" else b"\n]\n")
+
+
+def _row_text(row: Mapping[str, object]) -> bytes:
+    """A row as write_json() writes it inside a list: its own JSON indented by two more spaces (a JSON string holds
+    no newline, so every newline is the encoder's)."""
+    return b"  " + orjson.dumps(row, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n  ")
 
 
 @contextmanager

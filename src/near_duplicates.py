@@ -10,7 +10,6 @@ threshold.
 """
 from __future__ import annotations
 
-import itertools
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -26,9 +25,10 @@ from .spill import SpillPartitions
 
 SEED = 15015  # rensa's permutation seed; changing it changes every signature
 SIGNATURE_BATCH = 1024
-PAIRS_PER_BATCH = 1 << 18  # candidate pairs made at a time (NearDuplicatePairs: 4 MB, flat memory)
-BAND_ROW = np.dtype([("key", "<i8"), ("id", "<i8")])
-PAIR_ROW = np.dtype([("first", "<i8"), ("second", "<i8")])
+PAIRS_PER_BATCH = 1 << 16  # candidate pairs made at a time (NearDuplicatePairs: about 8 MB with their temporaries)
+SCORE_BATCH = 4096  # candidate pairs scored at a time: their two signatures, 4 MB at 128 permutations
+BAND_ROW = np.dtype([("key", "<i8"), ("id", "<i8"), ("band", "<i8")])
+PAIR_ROW = np.dtype([("first", "<i8"), ("second", "<i8"), ("band", "<i8")])
 
 
 def prompt_text(record: dict) -> str:
@@ -102,12 +102,12 @@ class NearDuplicateIndex(ScratchTables):
 
 class NearDuplicatePairs:
     """Every near-duplicate pair among many signatures (the split's leakage certificate), found by sorting rather
-    than by lookups: each signature's band keys are spilled to disk partitioned by key (src/spill.py), each
-    partition is sorted so that ids sharing a key sit together, the pairs of each such group are spilled again,
-    partitioned by their first id, and each partition is made unique and scored. Signatures wait in a sparse
-    temporary file, the one of id i at i times its size, read back one at a time. Memory stays flat; the work grows
-    with the candidate pairs, not with a join (at 250,000 records of distinct prompts, SQLite's self-join of a band
-    table alone took 12 s, and a query per first id 3 s)."""
+    than by lookups: each signature's band keys are spilled to disk partitioned by key (src/spill.py), and each
+    partition is sorted so that ids sharing a key sit together. The pairs of each such group are scored a batch at
+    a time, and a pair is counted in the first band its signatures share, so a pair found in several bands is
+    yielded once without keeping the pairs seen. Signatures wait in a sparse temporary file, the one of id i at i
+    times its size, read back once per batch. Memory stays flat, however many records share a band (prompts made
+    from a few templates do); the work grows with the candidate pairs."""
 
     def __init__(self, params: NearDuplicateParams, records: int) -> None:
         """``records``: about how many signatures will be added (sizes the spill files)."""
@@ -124,38 +124,38 @@ class NearDuplicatePairs:
         banded = np.empty((len(rows), self.params.bands), dtype=BAND_ROW)
         banded["key"] = band_keys(rows, self.params)
         banded["id"] = np.asarray(ids, dtype=np.int64).reshape(-1, 1)
+        banded["band"] = np.arange(self.params.bands)
         flat = banded.ravel()
         self._bands.add(flat, flat["key"].view(np.uint64))
 
     def pairs(self) -> Iterator[tuple[int, int, float]]:
-        """Every near-duplicate pair (a, b, similarity) of distinct ids, a < b; once, after the last add(). Pairs
-        come grouped by a, in no particular order."""
-        with SpillPartitions(PAIR_ROW, self._bands.rows) as candidates:
-            for rows in self._bands.partitions():
-                for batch in _shared_key_pairs(rows[np.lexsort((rows["id"], rows["key"]))]):
-                    candidates.add(batch, batch["first"].view(np.uint64))
-            for rows in candidates.partitions():
-                rows = rows[np.lexsort((rows["second"], rows["first"]))]
-                fresh = np.ones(len(rows), dtype=bool)  # each candidate once (bands repeat it)
-                fresh[1:] = (rows["first"][1:] != rows["first"][:-1]) | (rows["second"][1:] != rows["second"][:-1])
-                rows = rows[fresh]
-                bounds = np.append(np.flatnonzero(np.diff(rows["first"], prepend=-1)), len(rows)).tolist()
-                for start, stop in itertools.pairwise(bounds):
-                    yield from self._near(int(rows["first"][start]), rows["second"][start:stop].tolist())
+        """Every near-duplicate pair (a, b, similarity) of distinct ids, a < b, once, in no particular order; once,
+        after the last add()."""
+        for rows in self._bands.partitions():
+            for candidates in _shared_key_pairs(rows[np.lexsort((rows["id"], rows["key"]))]):
+                for start in range(0, len(candidates), SCORE_BATCH):
+                    yield from self._near(candidates[start:start + SCORE_BATCH])
 
     def _signature_rows(self, ids: Sequence[int]) -> np.ndarray:
         file, size = self._signatures.fileno(), self._row_bytes
         return np.frombuffer(b"".join([os.pread(file, size, ident * size) for ident in ids]),
                              dtype=np.uint32).reshape(len(ids), -1)
 
-    def _near(self, first: int, others: Sequence[int]) -> Iterator[tuple[int, int, float]]:
-        """(first, other, similarity) for each of ``others`` that is a near-duplicate of ``first``: one numpy
-        comparison against first's signature."""
-        scores = np.count_nonzero(self._signature_rows(others) == self._signature_rows([first]),
+    def _near(self, candidates: np.ndarray) -> Iterator[tuple[int, int, float]]:
+        """The near-duplicate pairs among PAIR_ROW ``candidates`` that were found in the first band their
+        signatures share, scored in one numpy comparison (each signature read once)."""
+        count = len(candidates)
+        ids, at = np.unique(np.concatenate((candidates["first"], candidates["second"])), return_inverse=True)
+        signature_rows = self._signature_rows(ids.tolist())
+        keys = band_keys(signature_rows, self.params)  # equal bands, compared as candidates were found
+        bands_equal = keys[at[:count]] == keys[at[count:]]
+        found_first = bands_equal[np.arange(count), candidates["band"]] & (
+            np.argmax(bands_equal, axis=1) == candidates["band"])
+        scores = np.count_nonzero(signature_rows[at[:count]] == signature_rows[at[count:]],
                                   axis=1) / self.params.permutations
-        for second, score in zip(others, scores.tolist(), strict=True):
-            if score >= self.params.threshold:
-                yield first, second, score
+        near = found_first & (scores >= self.params.threshold)
+        yield from zip(candidates["first"][near].tolist(), candidates["second"][near].tolist(),
+                       scores[near].tolist(), strict=True)
 
     def close(self) -> None:
         self._bands.close()
@@ -169,8 +169,8 @@ class NearDuplicatePairs:
 
 
 def _shared_key_pairs(rows: np.ndarray) -> Iterator[np.ndarray]:
-    """The (first, second) id pairs, first < second, of BAND_ROW ``rows`` sorted by key then id that share a key,
-    at most PAIRS_PER_BATCH at a time (but all of one row's at once)."""
+    """The (first, second, band) id pairs, first < second, of BAND_ROW ``rows`` sorted by key then id that share a
+    key in the same band, at most PAIRS_PER_BATCH at a time (but all of one row's at once)."""
     if not len(rows):
         return
     new_key = np.ones(len(rows), dtype=bool)
@@ -187,7 +187,9 @@ def _shared_key_pairs(rows: np.ndarray) -> Iterator[np.ndarray]:
         batch_rows, counts = having[start:stop], partners[having[start:stop]]
         offsets = np.repeat(np.cumsum(counts) - counts, counts)
         seconds = np.repeat(batch_rows + 1, counts) + np.arange(int(counts.sum())) - offsets
+        firsts = np.repeat(batch_rows, counts)
         pairs = np.empty(len(seconds), dtype=PAIR_ROW)
-        pairs["first"], pairs["second"] = np.repeat(rows["id"][batch_rows], counts), rows["id"][seconds]
-        yield pairs[pairs["first"] < pairs["second"]]
+        pairs["first"], pairs["second"], pairs["band"] = rows["id"][firsts], rows["id"][seconds], rows["band"][seconds]
+        # Keys of different bands may collide (their hash mixes in the band number weakly): a pair shares a band.
+        yield pairs[(pairs["first"] < pairs["second"]) & (rows["band"][firsts] == pairs["band"])]
         start = stop

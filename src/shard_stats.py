@@ -17,7 +17,7 @@ from typing import Self
 import numpy as np
 
 from .contamination import ContaminationTally, EvalSet
-from .jsonl import read_prompts
+from .jsonl import IntegerChunks, read_prompts
 from .leakage import LeakageTally, leakage_rows
 from .params import NearDuplicateParams
 from .schema import CATEGORIES
@@ -25,7 +25,7 @@ from .stats import LENGTH_BINS, RecordStats, length_label
 
 # Records whose texts are hashed at a time (contamination): n-gram hashing holds about 24 bytes per character of
 # the chunk, so a chunk this size keeps the split's peak memory low and flat.
-TEXT_CHUNK_RECORDS = 2048
+TEXT_CHUNK_RECORDS = 512
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ class ShardFile:
 
 @dataclass(frozen=True)
 class Summary:
-    """What the split reports: detail tables by name and the headline metrics."""
+    """What the split reports: detail tables by name and the headline metrics. The contamination table's indices
+    are read from the ShardTally when the table is written (write_json_rows()), so before the tally is closed."""
 
     tables: dict[str, list[dict]]
     headline: dict[str, int | float]
@@ -68,6 +69,7 @@ class ShardTally:
 
     def close(self) -> None:
         self.leakage.close()
+        self.contamination.close()
 
     def __enter__(self) -> Self:
         return self
@@ -84,13 +86,14 @@ class ShardTally:
         names = [shard.name for shard in files]
         tables["leakage"] = leakage_rows(pairs, names)
         self.contamination.flush()
-        contaminated = self.contamination.records
-        tables["contamination"] = [{"shard": name, "records": shard.records, "contaminated": len(records),
-                                    "indices": records}
-                                   for name, shard, records in zip(names, files, contaminated, strict=True)]
+        contaminated = self.contamination.counts.tolist()
+        tables["contamination"] = [{"shard": name, "records": shard.records, "contaminated": count,
+                                    "indices": IntegerChunks(partial(self.contamination.indices, number))}
+                                   for number, (name, shard, count) in enumerate(zip(names, files, contaminated,
+                                                                                     strict=True))]
         headline = {**self.headline(files, tables["categories"]),
                     "near_duplicate_pairs": sum(counts.near_duplicate_pairs for counts in pairs.values()),
-                    "contaminated_records": sum(len(records) for records in contaminated)}
+                    "contaminated_records": sum(contaminated)}
         return Summary(tables, headline)
 
     def tables(self, files: Sequence[ShardFile]) -> dict[str, list[dict]]:

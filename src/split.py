@@ -32,7 +32,7 @@ import numpy as np
 from .card import render_card
 from .contamination import load_eval_set
 from .errors import DatasetError, expect_args, run_cli
-from .jsonl import FlushBehind, WriteBehind, atomic_directory, write_durable, write_json
+from .jsonl import FlushBehind, WriteBehind, atomic_directory, write_durable, write_json, write_json_rows
 from .params import SplitParams, load_params
 from .progress import counted_chunks, line_progress
 from .record_index import RecordIndex, check_block, line_lengths
@@ -271,19 +271,20 @@ def main(argv: Sequence[str]) -> None:
             raise DatasetError(f"{record_index}: does not match {provenance_path}; run the merge stage again "
                                "(dvc repro -f merge)")
         split = params.split.for_records(index.records)
-        with ShardTally(split.count, Path(merged), index.records, params.near_duplicates, eval_set) as tally, \
-                atomic_directory(directory) as staging, line_progress([Path(merged)], "split") as bar:
-            shard_files = write_shards(counted_chunks(laid_out(Path(merged), index, split), bar), split, staging,
-                                       file_name, tally)
-            summary = tally.summary(shard_files)
-            card = render_card(params.card, split, provenance, summary.tables["shards"],
-                               summary.tables["categories"], file_name, SHARD_PLACEHOLDER, summary.headline,
-                               eval_set.files, eval_set.ngram)
-            write_durable(staging / Path(card_path).name, card.encode("utf-8"))
-    write_json(Path(metrics_out), {**summary.headline, "strategy": split.strategy, "seed": split.seed})
-    for path, name in ((shards_table, "shards"), (categories_table, "categories"), (lengths_table, "lengths"),
-                       (leakage_table, "leakage"), (contamination_table, "contamination")):
-        write_json(Path(path), summary.tables[name])
+        with ShardTally(split.count, Path(merged), index.records, params.near_duplicates, eval_set) as tally:
+            with atomic_directory(directory) as staging, line_progress([Path(merged)], "split") as bar:
+                shard_files = write_shards(counted_chunks(laid_out(Path(merged), index, split), bar), split,
+                                           staging, file_name, tally)
+                summary = tally.summary(shard_files)
+                card = render_card(params.card, split, provenance, summary.tables["shards"],
+                                   summary.tables["categories"], file_name, SHARD_PLACEHOLDER, summary.headline,
+                                   eval_set.files, eval_set.ngram)
+                write_durable(staging / Path(card_path).name, card.encode("utf-8"))
+            write_json(Path(metrics_out), {**summary.headline, "strategy": split.strategy, "seed": split.seed})
+            for path, name in ((shards_table, "shards"), (categories_table, "categories"),
+                               (lengths_table, "lengths"), (leakage_table, "leakage"),
+                               (contamination_table, "contamination")):
+                write_json_rows(Path(path), summary.tables[name])  # the contamination indices come from the tally
 
 
 if __name__ == "__main__":

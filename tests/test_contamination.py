@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from src import contamination
 from src.contamination import ContaminationTally, EvalSet, item_texts, load_eval_set
 from src.errors import DatasetError
 from src.jsonl import shard_line
@@ -53,14 +54,34 @@ def test_records_are_flagged_by_instruction_or_output_per_shard(tmp_path: Path) 
     for shard, record, fields in records:
         tally.add(shard, [record], [shard_line(fields)])
     tally.flush()
-    assert tally.records == [[0], [2]]
+    assert tally.counts.tolist() == [1, 1]
+    assert [[list(chunk) for chunk in tally.indices(shard)] for shard in (0, 1)] == [[[0]], [[2]]]
+    tally.close()
+
+
+def test_contaminated_indices_wait_on_disk_and_come_back_per_shard_a_chunk_at_a_time(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    monkeypatch.setattr(contamination, "INDEX_CHUNK", 2)
+    eval_set = load_eval_set(write_eval(tmp_path))
+    tally = ContaminationTally(eval_set, 3, chunk_records=4)
+    for shard, records in ((0, [0, 1, 2]), (0, [3]), (2, [4, 5, 6, 7, 8])):  # shard 1 has none
+        tally.add(shard, records, [shard_line({"instruction": QUESTION if record != 5 else "別の質問",
+                                                "input": "", "output": "はい"}) for record in records])
+    tally.flush()
+    assert tally.counts.tolist() == [4, 0, 4]
+    assert [[chunk.tolist() for chunk in tally.indices(shard)] for shard in range(3)] == [
+        [[0, 1], [2, 3]], [], [[4, 6], [7, 8]]]
+    with pytest.raises(ValueError, match="shard 1 added after shard 2: shards come in order"):
+        tally.add(1, [9], [shard_line({"instruction": QUESTION, "input": "", "output": "はい"})])
+    tally.close()
 
 
 def test_without_eval_files_nothing_is_read_or_flagged() -> None:
     tally = ContaminationTally(EvalSet.none(), 1, chunk_records=1)
     tally.add(0, [0], [shard_line({"instruction": QUESTION, "input": "", "output": QUESTION})])
     tally.flush()
-    assert tally.records == [[]]
+    assert tally.counts.tolist() == [0] and list(tally.indices(0)) == []
+    tally.close()
 
 
 @pytest.mark.parametrize("content, message", [

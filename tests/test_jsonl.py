@@ -8,11 +8,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from src import jsonl
 from src.jsonl import (
+    IntegerChunks,
     atomic_directory,
     atomic_file,
     count_lines,
@@ -23,6 +27,8 @@ from src.jsonl import (
     read_prompts,
     shard_line,
     write_behind,
+    write_json,
+    write_json_rows,
 )
 from tests.records_data import record_line
 
@@ -201,3 +207,28 @@ def test_write_behind_writes_every_block_in_order_and_raises_a_failed_write_at_t
     with pytest.raises(OSError, match="No space left on device"), write_behind(Full()) as writer:  # type: ignore[arg-type]
         writer.write(b"x")
     assert not [thread for thread in threading.enumerate() if thread.name.startswith("write-behind")]
+
+
+_ROW_VALUES = st.one_of(st.text(max_size=8), st.integers(-10**12, 10**12), st.lists(st.integers(0, 9), max_size=3),
+                        st.dictionaries(st.text(max_size=3), st.integers(0, 9), max_size=2))
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.tuples(st.dictionaries(st.text(min_size=1, max_size=6).filter(lambda key: key != "indices"),
+                                               _ROW_VALUES, max_size=3),
+                               st.none() | st.lists(st.lists(st.integers(0, 2**40), max_size=4), max_size=4)),
+                     max_size=4))
+def test_json_rows_are_written_a_chunk_at_a_time_as_the_whole_table_would_be(tmp_path_factory, rows) -> None:
+    """write_json_rows() gives write_json()'s bytes, an IntegerChunks last value written chunk by chunk (empty
+    chunks, empty lists, empty rows and an empty table included)."""
+    work = tmp_path_factory.mktemp("rows")
+    whole = [{**row, "indices": [value for chunk in chunks for value in chunk]} if chunks is not None else row
+             for row, chunks in rows]
+    def arrays(chunks: list[list[int]]) -> IntegerChunks:
+        return IntegerChunks(lambda: [np.array(chunk, dtype=np.int64) for chunk in chunks])
+
+    streamed = [{**row, "indices": arrays(chunks)} if chunks is not None else row for row, chunks in rows]
+    write_json(work / "whole.json", whole)
+    write_json_rows(work / "rows.json", streamed)
+    assert (work / "rows.json").read_bytes() == (work / "whole.json").read_bytes()
+    assert json.loads((work / "rows.json").read_bytes()) == whole

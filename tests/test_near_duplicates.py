@@ -79,20 +79,22 @@ def test_the_threshold_decides_which_candidates_are_pairs(threshold: float, pair
 
 @settings(max_examples=60, deadline=None)
 @given(values=st.lists(st.lists(st.integers(0, 2), min_size=8, max_size=8), min_size=0, max_size=60),
-       batch=st.integers(1, 50), ids=st.randoms())
-def test_pairs_are_exactly_those_that_share_a_band_and_reach_the_threshold(values, batch, ids) -> None:
+       batch=st.integers(1, 50), score_batch=st.integers(1, 50), ids=st.randoms())
+def test_pairs_are_exactly_those_that_share_a_band_and_reach_the_threshold(values, batch, score_batch, ids) -> None:
     """Against the definition, pair by pair: tiny signatures (8 values of 0-2, in 4 bands) make groups of every size
-    sharing a key, and PAIRS_PER_BATCH as small as 1 cuts them anywhere."""
+    sharing a band, pairs sharing several bands, and keys of different bands that collide ((band + 1) ^ value);
+    PAIRS_PER_BATCH and SCORE_BATCH as small as 1 cut them anywhere."""
     params = NearDuplicateParams(permutations=8, bands=4, threshold=0.5)
     rows = np.array(values, dtype=np.uint32).reshape(-1, 8)
     numbers = list(range(0, 3 * len(rows), 3))
     ids.shuffle(numbers)
-    keys = band_keys(rows, params) if len(rows) else np.zeros((0, 4), dtype=np.int64)
+    bands = rows.reshape(-1, 4, 2)
     expected = sorted((min(numbers[i], numbers[j]), max(numbers[i], numbers[j]), similarity(rows[i], rows[j]))
                       for i in range(len(rows)) for j in range(i + 1, len(rows))
-                      if set(keys[i].tolist()) & set(keys[j].tolist()) and similarity(rows[i], rows[j]) >= 0.5)
+                      if (bands[i] == bands[j]).all(axis=1).any() and similarity(rows[i], rows[j]) >= 0.5)
     with pytest.MonkeyPatch.context() as patch, NearDuplicatePairs(params, len(rows)) as index:
         patch.setattr(near_duplicates, "PAIRS_PER_BATCH", batch)
+        patch.setattr(near_duplicates, "SCORE_BATCH", score_batch)
         if len(rows):
             index.add(numbers, rows)
         assert sorted(index.pairs()) == expected
