@@ -129,8 +129,8 @@ class NearDuplicatePairs:
         self._bands.add(flat, flat["key"].view(np.uint64))
 
     def pairs(self) -> Iterator[tuple[int, int, float]]:
-        """Every near-duplicate pair (a, b, similarity) of distinct ids, a < b, once, in no particular order; once,
-        after the last add()."""
+        """Every near-duplicate pair (a, b, similarity) of distinct ids, a < b, each once, in no particular order;
+        call after the last add()."""
         for rows in self._bands.partitions():
             for candidates in _shared_key_pairs(rows[np.lexsort((rows["id"], rows["key"]))]):
                 for start in range(0, len(candidates), SCORE_BATCH):
@@ -148,9 +148,8 @@ class NearDuplicatePairs:
         ids, at = np.unique(np.concatenate((candidates["first"], candidates["second"])), return_inverse=True)
         signature_rows = self._signature_rows(ids.tolist())
         keys = band_keys(signature_rows, self.params)  # equal bands, compared as candidates were found
-        bands_equal = keys[at[:count]] == keys[at[count:]]
-        found_first = bands_equal[np.arange(count), candidates["band"]] & (
-            np.argmax(bands_equal, axis=1) == candidates["band"])
+        # A candidate shares the band it was found in, so that band is first when no band before it is shared.
+        found_first = np.argmax(keys[at[:count]] == keys[at[count:]], axis=1) == candidates["band"]
         scores = np.count_nonzero(signature_rows[at[:count]] == signature_rows[at[count:]],
                                   axis=1) / self.params.permutations
         near = found_first & (scores >= self.params.threshold)

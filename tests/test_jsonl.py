@@ -224,6 +224,7 @@ def test_json_rows_are_written_a_chunk_at_a_time_as_the_whole_table_would_be(tmp
     work = tmp_path_factory.mktemp("rows")
     whole = [{**row, "indices": [value for chunk in chunks for value in chunk]} if chunks is not None else row
              for row, chunks in rows]
+
     def arrays(chunks: list[list[int]]) -> IntegerChunks:
         return IntegerChunks(lambda: [np.array(chunk, dtype=np.int64) for chunk in chunks])
 
