@@ -23,7 +23,7 @@ import numpy as np
 from .errors import DatasetError
 from .jsonl import raw_record_line
 from .record_index import index_rows, record_digests
-from .records import Digest, JsonLines, index_digest, validate_record
+from .records import Digest, JsonLines, check_names, index_digest, validate_record
 from .schema import CATEGORY_CODES
 
 BATCH_BYTES = 1 << 20  # JSON Lines read and handed to a worker at a time
@@ -106,14 +106,18 @@ def encode_json_lines(name: str, part: FileSlice, renames: Mapping[str, str] | N
         if file_identity(os.fstat(file.fileno())) != part.identity:
             raise _changed(name)
         data = os.pread(file.fileno(), part.length, part.offset)
-    reader = JsonLines(name, blank_line)
+    reader = JsonLines(name, blank_line, records=True)
     records = []
     error = None
+    lines = io.BytesIO(data).readlines()  # split as file iteration does
     try:
-        values = reader.values(io.BytesIO(data).readlines(), part.first_line)  # split as file iteration does
-        for number, (where, value) in enumerate(values, part.first_line):
-            records.append(validate_record(value, where, renames, str(number - 1) if number_records else None,
-                                           utf8_checked=reader.parsed_strictly))
+        for number, (where, value) in enumerate(reader.values(lines, part.first_line), part.first_line):
+            try:
+                records.append(validate_record(value, where, renames, str(number - 1) if number_records else None,
+                                               utf8_checked=reader.parsed_strictly))
+            except DatasetError:
+                check_names(name, number, lines[number - part.first_line])  # a repeated name comes first
+                raise
     except DatasetError as problem:
         error = str(problem)
     lines, rows = encode_records(records)

@@ -140,6 +140,51 @@ class _Utf8Text:
 _WHITESPACE = " \t\r\n"
 
 
+_STRING_TYPE = frozenset({str})
+
+
+class RepeatedName(ValueError):
+    """A JSON object that holds a name twice: RFC 8259 leaves which value counts to the reader, so it is refused."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def problem(self) -> str:
+        return f"the name {self.name!r} appears twice in one object; keep only the value you mean"
+
+
+def _unique_names(pairs: list[tuple[str, object]]) -> dict:
+    """json's object_pairs_hook: the object, or RepeatedName for the first name it holds twice (at any depth)."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise RepeatedName(name)
+            seen.add(name)
+    return value
+
+
+def _names_unique(raw: bytes, value: object) -> bool:
+    """Whether ``raw``, a JSON text orjson parsed to ``value`` (orjson keeps a repeated name's last value, silently),
+    surely repeats no name. It does not when ``value`` is a string, nor when it is an object of string values whose
+    text has exactly four delimiting quotes per name: every string has two, and a name written twice adds its own.
+    For values of other types, only the exact check can tell (False)."""
+    if type(value) is str:
+        return True
+    if type(value) is not dict or not _STRING_TYPE.issuperset(map(type, value.values())):
+        return False
+    quotes = raw.count(b'"')
+    return quotes == 4 * len(value) or _escaped_quotes(raw, quotes - 4 * len(value))
+
+
+def _escaped_quotes(raw: bytes, count: int) -> bool:
+    """Whether JSON text ``raw`` holds exactly ``count`` escaped quotes. A quote byte after one backslash is one;
+    after two (a string that ends in a backslash: rare), only the exact check can tell (False)."""
+    return count > 0 and b'\\\\"' not in raw and raw.count(b'\\"') == count
+
+
 def _json_problem(error: json.JSONDecodeError, at_end: bool) -> tuple[str, str]:
     """("truncated" or "malformed", the decoder's reason without its dangling " at")."""
     reason = re.sub(r"( starting)? at$", "", error.msg)
@@ -152,7 +197,7 @@ def _json_problem(error: json.JSONDecodeError, at_end: bool) -> tuple[str, str]:
 def _iter_json_array(stream: ByteStream, name: str) -> Iterator[tuple[str, object]]:
     """Stream the elements of a top-level JSON array, each with a 'file:line record N' location."""
     text = _Utf8Text(stream, name)
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(object_pairs_hook=_unique_names)
     buffer, position = text.read(), 0
     counted, counted_line = 0, 1  # the offset in buffer that line_at last counted to, and its line
 
@@ -215,6 +260,8 @@ def _iter_json_array(stream: ByteStream, name: str) -> Iterator[tuple[str, objec
             except RecursionError:
                 raise DatasetError(f"{name}:{start_line}: record {number + 1} is nested too deeply; "
                                    "a record is one flat JSON object") from None
+            except RepeatedName as repeated:
+                raise DatasetError(f"{name}:{start_line} (record {number + 1}): {repeated.problem()}") from None
         position = end
         number += 1
         yield f"{name}:{start_line} (record {number})", value
@@ -239,31 +286,43 @@ class JsonLines:
     """Values of JSON Lines, one object per line, read a batch of lines at a time: CRLF and a BOM are repaired, blank
     lines inside are refused (blank lines at the end are allowed)."""
 
-    def __init__(self, name: str, blank_line: int = 0) -> None:
+    def __init__(self, name: str, blank_line: int = 0, records: bool = False) -> None:
+        """``records``: every value will go through validate_record(), and check_names() if it fails."""
         self.name = name
         # The first of the blank lines read since the last object (0: none): an error if another object follows.
         self.blank_line = blank_line
         self.parsed_strictly = False  # whether the last value came from orjson (so holds no lone surrogate)
+        self._records = records
 
     def values(self, lines: Iterable[bytes], first_line: int = 1) -> Iterator[tuple[str, object]]:
         """(location, value) of each object in ``lines``, the first of which is line ``first_line`` of the file."""
         name = self.name
+        # A record of the schema: its five values are strings if it validates (check_names() if not), so its
+        # twenty quote bytes, less the escaped ones, are exactly its names' and values' (_names_unique()).
+        record_names, record_quotes = (len(FIELDS), 4 * len(FIELDS)) if self._records else (-1, -1)
         for line_number, raw in enumerate(lines, first_line):
             if line_number == 1:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
             # Fast path: orjson reads a valid line several times faster than json. Whatever it refuses (bad UTF-8
             # or JSON, a blank line, and values json accepts but orjson does not: lone surrogate escapes, NaN, huge
-            # numbers) takes the json path below, which gives the exact error or the value validation refuses.
+            # numbers) takes the json path below, which gives the exact error or the value validation refuses; so
+            # does a line that may repeat a name, which orjson would read silently.
             try:
                 value = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 pass
             else:
-                if self.blank_line:
-                    raise DatasetError(f"{name}:{self.blank_line}: blank line inside JSON Lines; remove it")
-                self.parsed_strictly = True
-                yield f"{name}:{line_number}", value
-                continue
+                if type(value) is dict and len(value) == record_names:
+                    quotes = raw.count(b'"')
+                    unique = quotes == record_quotes or _escaped_quotes(raw, quotes - record_quotes)
+                else:
+                    unique = _names_unique(raw, value)
+                if unique:
+                    if self.blank_line:
+                        raise DatasetError(f"{name}:{self.blank_line}: blank line inside JSON Lines; remove it")
+                    self.parsed_strictly = True
+                    yield f"{name}:{line_number}", value
+                    continue
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -274,7 +333,9 @@ class JsonLines:
             if self.blank_line:
                 raise DatasetError(f"{name}:{self.blank_line}: blank line inside JSON Lines; remove it")
             try:
-                value = json.loads(line.rstrip("\r\n"))
+                value = json.loads(line.rstrip("\r\n"), object_pairs_hook=_unique_names)
+            except RepeatedName as repeated:
+                raise DatasetError(f"{name}:{line_number}: {repeated.problem()}") from None
             except json.JSONDecodeError as error:
                 kind, reason = _json_problem(error, at_end=not raw.endswith(b"\n"))
                 raise DatasetError(
@@ -286,6 +347,18 @@ class JsonLines:
                                    "JSON object") from None
             self.parsed_strictly = False
             yield f"{name}:{line_number}", value
+
+
+def check_names(name: str, line_number: int, raw: bytes) -> None:
+    """Raise the error of a name repeated in JSON line ``raw`` (line ``line_number`` of file ``name``), if it repeats
+    one: for a record that failed validation after JsonLines(records=True) read it."""
+    try:
+        # JSON one of the readers read, but for the BOM the first line may start with.
+        json.loads(raw.decode("utf-8").removeprefix("\ufeff"), object_pairs_hook=_unique_names)
+    except RepeatedName as repeated:
+        raise DatasetError(f"{name}:{line_number}: {repeated.problem()}") from None
+    except RecursionError:
+        pass  # nested deeper than json reads (orjson reads 1,024 levels): validation's error stands
 
 
 def _iter_json_lines(stream: ByteStream, name: str) -> Iterator[tuple[str, object]]:

@@ -89,6 +89,10 @@ def test_without_eval_files_nothing_is_read_or_flagged() -> None:
     ('[{"q": "短い"}]', "{path}: no text of 13 characters or more in its 1 items (contamination.eval.quiz); check "
                        "the file, or lower contamination.ngram"),
     ('[{"q": "x"', "{path}:1: record 1 is truncated (the file ends before it is closed); fix the JSON there"),
+    ('[{"q": "これは十三文字より長い問題文です", "q": "x"}]',
+     "{path}:1 (record 1): the name 'q' appears twice in one object; keep only the value you mean"),
+    ('{"q": "短い"}\n{"q": "これは十三文字より長い問題文です", "a": {"n": 1, "n": 2}}\n',
+     "{path}:2: the name 'n' appears twice in one object; keep only the value you mean"),
 ])
 def test_bad_eval_files_are_refused_with_one_line(tmp_path: Path, content: str | None, message: str) -> None:
     path = tmp_path / "quiz.json"

@@ -13,15 +13,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from src import records as records_module
 from src.errors import DatasetError
-from src.records import iter_source_file, iter_validated, validate_record
+from src.records import JsonLines, check_names, iter_source_file, iter_validated, validate_record
 from src.schema import CATEGORIES, FIELDS
 
 EVERY_FIELD = "every record needs index, instruction, input, output, category"
 OBJECT_EXPECTED = "expected a JSON object with fields index, instruction, input, output, category"
 NOT_A_STREAM = "expected a JSON array of records or JSON Lines objects, but the file starts with"
+REPEATED = "the name {!r} appears twice in one object; keep only the value you mean"
 
 
 def record(number: int, **fields: object) -> dict:
@@ -65,9 +68,11 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 # --- errors that depend on the file kind: (id, file name, bytes, expected message with {f} for the path) ---
 
-def _replace(data: bytes, old: bytes, new: bytes) -> bytes:
-    assert data.count(old) >= 1
-    return data.replace(old, new, 1)
+def _replace(data: bytes, old: bytes, new: bytes, occurrence: int = 1) -> bytes:
+    """``data`` with the ``occurrence``-th ``old`` (from 1) replaced by ``new``."""
+    parts = data.split(old)
+    assert len(parts) > occurrence
+    return old.join(parts[:occurrence]) + new + old.join(parts[occurrence:])
 
 
 FILE_ERRORS: list[tuple[str, str, bytes, str]] = [
@@ -122,6 +127,32 @@ FILE_ERRORS: list[tuple[str, str, bytes, str]] = [
      "{f}:2: blank line inside JSON Lines; remove it"),
     ("jsonl with blank lines then a record", "a.jsonl", jsonl_bytes(GOOD[:1]) + b"\n\n\n" + jsonl_bytes(GOOD[1:]),
      "{f}:2: blank line inside JSON Lines; remove it"),
+    # A name twice in one object (RFC 8259 leaves which value counts undefined): at any depth, on any line, also
+    # where the value would be refused for its type anyway, and where orjson's fast path cannot rule it out.
+    ("array with a repeated name", "a.json", _replace(array_bytes(GOOD), b'"output": ', b'"output": "a", "output": ', 2),
+     f"{{f}}:3 (record 2): {REPEATED.format('output')}"),
+    ("array with a repeated name in a nested object", "a.json",
+     _replace(array_bytes(GOOD), b'"input": ""', '"input": {"版": 1, "版": 2}'.encode(), 2),
+     f"{{f}}:4 (record 3): {REPEATED.format('版')}"),
+    *[(f"jsonl with a repeated name on the {where} line", "a.jsonl",
+       _replace(jsonl_bytes(GOOD), b'"category": ', b'"category": "open_qa", "category": ', number),
+       f"{{f}}:{number}: {REPEATED.format('category')}") for where, number in (("first", 1), ("middle", 2), ("last", 3))],
+    ("jsonl with a repeated name in a nested object", "a.jsonl",
+     _replace(jsonl_bytes(GOOD), b'"input": ""', b'"input": {"x": [{"y": 1, "y": 1}]}', 2),
+     f"{{f}}:3: {REPEATED.format('y')}"),
+    ("jsonl with a repeated name and escaped quotes", "a.jsonl",
+     _replace(jsonl_bytes(GOOD), b'"output": ', b'"output": "\\"a\\"", "output": ', 2),
+     f"{{f}}:2: {REPEATED.format('output')}"),
+    ("jsonl with a repeated name after an escaped backslash", "a.jsonl",
+     _replace(jsonl_bytes(GOOD), b'"output": ', b'"output": "a\\\\", "output": ', 2),
+     f"{{f}}:2: {REPEATED.format('output')}"),
+    ("jsonl with a repeated name among values of other types", "a.jsonl",
+     jsonl_bytes(GOOD[:1]) + b'{"index": "1", "index": 1, "instruction": "i", "input": 2, "output": "o", '
+                             b'"category": "open_qa"}\n' + jsonl_bytes(GOOD[2:]),
+     f"{{f}}:2: {REPEATED.format('index')}"),
+    ("jsonl with a repeated name and a lone surrogate", "a.jsonl",
+     _replace(jsonl_bytes(GOOD), b'"output": ', b'"output": "\\ud800", "output": ', 2),
+     f"{{f}}:2: {REPEATED.format('output')}"),
     ("array nested too deeply", "a.json", b"[" + b"[" * 100_000 + b"]" * 100_001,
      "{f}:1: record 1 is nested too deeply; a record is one flat JSON object"),
     ("jsonl nested too deeply", "a.jsonl", b'{"index": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
@@ -331,6 +362,63 @@ def test_unicode_line_separators_do_not_split_json_lines(tmp_path: Path) -> None
 
 
 # --- validate_record and iter_validated directly ---
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_quotes_and_backslashes_in_text_are_not_taken_for_repeated_names(tmp_path: Path, kind: str) -> None:
+    values = [record(0, output='彼は"はい"と言った\\'), record(1, instruction='C:\\"x"', input="\\\\"), record(2)]
+    assert read(write(tmp_path, f"s.{kind}", KINDS[kind](values))) == values
+
+
+def _json_string(text: str, unicode_quotes: bool) -> str:
+    """``text`` as a JSON string, its quotes written as \\" or as \\u0022."""
+    return '"' + "".join("\\u0022" if unicode_quotes and c == '"' else json.dumps(c, ensure_ascii=False)[1:-1]
+                         for c in text) + '"'
+
+
+def _read_line(line: bytes, records: bool) -> object:
+    """The value of one JSON Lines line; with ``records``, validated as the raw stage's workers do (a record that
+    fails validation is checked for a repeated name first)."""
+    for where, value in JsonLines("f.jsonl", records=records).values([line]):
+        if not records:
+            return value
+        try:
+            return validate_record(value, where)
+        except DatasetError:
+            check_names("f.jsonl", 1, line)
+            raise
+    raise AssertionError("no value")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([*FIELDS, "x"]), st.one_of(st.text('a"\\あ\n', max_size=3), st.integers(0, 9))),
+                min_size=1, max_size=7), st.booleans(), st.booleans())
+def test_a_json_lines_object_is_refused_exactly_when_it_repeats_a_name(pairs: list[tuple[str, str | int]],
+                                                                       unicode_quotes: bool, records: bool) -> None:
+    line = "{" + ", ".join(f"{_json_string(name, False)}: "
+                           + (_json_string(value, unicode_quotes) if isinstance(value, str) else str(value))
+                           for name, value in pairs) + "}\n"
+    names = [name for name, _ in pairs]
+    repeated = next((name for at, name in enumerate(names) if name in names[:at]), None)
+    try:
+        value = _read_line(line.encode(), records)
+    except DatasetError as error:
+        assert repeated is not None or records, error  # without records, only a repeated name is refused
+        if repeated is not None:
+            assert str(error) == f"f.jsonl:1: {REPEATED.format(repeated)}"
+        return
+    assert repeated is None
+    if not records:
+        assert value == dict(pairs)
+
+
+def test_a_repeated_name_is_the_error_of_a_record_that_fails_validation_too() -> None:
+    """Five names and twenty quotes: the workers' fast path leaves a repeat to check_names() of the invalid record."""
+    line = b'{"index": "0", "index": 1, "instruction": "i", "input": 2, "output": "o", "category": "open_qa"}\n'
+    assert line.count(b'"') == 20
+    with pytest.raises(DatasetError) as caught:
+        _read_line(line, records=True)
+    assert str(caught.value) == f"f.jsonl:1: {REPEATED.format('index')}"
+
 
 def test_validate_record_keeps_the_schema_fields_in_order_and_drops_others() -> None:
     value = {"category": "open_qa", "extra": 1, "output": "o", "input": "", "instruction": "i", "index": "5"}

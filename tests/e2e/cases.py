@@ -92,7 +92,11 @@ _FILE_IDS = ["empty", "a string", "utf-16", "empty array", "array of strings", "
              "array without its closing bracket", "array with an unquoted value", "array with a missing comma",
              "array with a trailing comma", "array followed by more data", "array nested too deeply",
              "jsonl with an unquoted value", "jsonl truncated in the last line", "jsonl with an array line",
-             "jsonl with a blank line", "jsonl with a CRLF blank line", "jsonl nested too deeply"]
+             "jsonl with a blank line", "jsonl with a CRLF blank line", "jsonl nested too deeply",
+             "array with a repeated name", "array with a repeated name in a nested object",
+             "jsonl with a repeated name on the first line", "jsonl with a repeated name on the middle line",
+             "jsonl with a repeated name on the last line", "jsonl with a repeated name and escaped quotes",
+             "jsonl with a repeated name among values of other types"]
 # tests/test_records.py RECORD_ERRORS: one case per kind of bad record, each in both kinds of file.
 _RECORD_IDS = ["missing output", "missing index", "input is null", "output is a number", "instruction is a list",
                "index is a boolean", "category is an object", "empty instruction", "blank output", "empty index",
