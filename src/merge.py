@@ -4,11 +4,12 @@ Usage: python3 -m src.merge PARAMS RAW_DIR MERGED_OUT RECORD_INDEX_OUT PROVENANC
 PROVENANCE_OUT records the sources (where each came from, its license, records read and kept) and the merge
 params, for the dataset card the split writes.
 Every record gets a new contiguous index ("0", "1", ...; its line number) and keeps its provenance (`source`,
-`source_index`). RECORD_INDEX_OUT gets one row per merged record (src/record_index.py) for the split.
+`source_index`). RECORD_INDEX_OUT gets one row per merged record (src/records/index.py) for the split.
 Exact duplicates (same instruction, input and output, i.e. the same shard line) are counted, and dropped only
 when merge.drop_duplicates is true. With merge.drop_near_duplicates, a record whose instruction and input are a
-near-duplicate of an earlier kept record's (src/near_duplicates.py, params near_duplicates) is dropped and counted.
-Raw and merged lines hold each record's shard line as it will be published (src/jsonl.py), so the merge compares
+near-duplicate of an earlier kept record's (src/certificate/near_duplicates.py, params near_duplicates) is dropped
+and counted. Raw and merged lines hold each record's shard line as it will be published (src/records/lines.py), so
+the merge compares
 and copies those bytes and parses only the near-duplicate check's text.
 """
 from __future__ import annotations
@@ -21,16 +22,17 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from .errors import DatasetError, expect_args, run_cli
-from .jsonl import atomic_file, merged_head_start, prompt_bytes, prompt_fields, write_behind, write_json
-from .near_duplicates import NearDuplicateIndex, prompt_text, signatures
-from .params import NearDuplicateParams, load_params
-from .progress import counted_chunks, line_progress
-from .record_index import RecordIndex, RecordIndexWriter, line_lengths
-from .schema import RAW_MANIFEST
-from .seen import SeenSet
-from .spill import RepeatCounter
-from .stats import RecordStats
+from src.certificate.near_duplicates import NearDuplicateIndex, prompt_text, signatures
+from src.core.config import NearDuplicateParams, load_params
+from src.core.errors import DatasetError, expect_args, run_cli
+from src.core.progress import counted_chunks, line_progress
+from src.core.schema import RAW_MANIFEST
+from src.core.seen import SeenSet
+from src.core.spill import RepeatCounter
+from src.output.files import atomic_file, write_behind, write_json
+from src.records.index import RecordIndex, RecordIndexWriter, line_lengths
+from src.records.lines import merged_head_start, prompt_bytes, prompt_fields
+from src.records.stats import RecordStats
 
 CHUNK_RECORDS = 4096  # raw records read, checked and written at a time
 
@@ -79,7 +81,7 @@ def raw_chunks(source: str, lines_path: Path, index_path: Path) -> Iterator[RawC
 
 def _counted(chunks: Iterable[RawChunk], counts: DuplicateCounts, records: int) -> Iterator[RawChunk]:
     """Every record, exact and same-prompt duplicates counted once all are read: the digests are spilled and the
-    repeats counted at the end (src/spill.py), with no lookup per record."""
+    repeats counted at the end (src/core/spill.py), with no lookup per record."""
     with RepeatCounter(records) as line_repeats, RepeatCounter(records) as prompt_repeats:
         for chunk in chunks:
             line_repeats.add_words(chunk.rows["line"])

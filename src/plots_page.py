@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from importlib import metadata, resources
 from pathlib import Path
 
-from .errors import DatasetError, expect_args, run_cli
-from .jsonl import atomic_file
+from src.core.errors import DatasetError, expect_args, run_cli
+from src.output.files import atomic_file
 
 # DVC's templates (built-in and ours) declare the Vega-Lite v5 schema: Vega 5, Vega-Lite 5 and vega-embed 6.
 SCRIPTS_PACKAGE = "django-js-lib-vega-embed"

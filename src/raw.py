@@ -1,8 +1,8 @@
 """Stage raw: write each source as canonical, validated JSON Lines under data/raw/.
 
 Usage: python3 -m src.raw PARAMS DVC_YAML DOWNLOADS OUT_DIR
-OUT_DIR gets one NAME.jsonl per source (record lines, src/jsonl.py) and its record index NAME.npy
-(src/record_index.py), plus sources.json, which records their order for merge. Each record is encoded and hashed
+OUT_DIR gets one NAME.jsonl per source (record lines, src/records/lines.py) and its record index NAME.npy
+(src/records/index.py), plus sources.json, which records their order for merge. Each record is encoded and hashed
 here once, for every later stage.
 """
 from __future__ import annotations
@@ -11,20 +11,20 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .encode import EncodedBatch, Workers
-from .errors import expect_args, run_cli
-from .jsonl import atomic_directory, durable, write_behind, write_json
-from .params import PathSource, SampleSource, SourceSpec, UrlSource, load_params
-from .progress import record_progress
-from .record_index import RecordIndexWriter
-from .schema import RAW_MANIFEST
-from .sources import source_batches
-from .stages import check_declared, stage_deps
+from src.core.config import PathSource, SampleSource, SourceSpec, UrlSource, load_params
+from src.core.deps import check_declared, stage_deps
+from src.core.errors import expect_args, run_cli
+from src.core.progress import record_progress
+from src.core.schema import RAW_MANIFEST
+from src.output.files import atomic_directory, durable, write_behind, write_json
+from src.records.index import RecordIndexWriter
+from src.sources.encode import EncodedBatch, Workers
+from src.sources.fetch import source_batches
 
 
 def write_source(batches: Iterable[EncodedBatch], lines_path: Path, index_path: Path, description: str = "") -> int:
-    """Write encoded ``batches`` (src/encode.py) to ``lines_path`` and their index to ``index_path``, both flushed to
-    disk, in a directory made whole by atomic_directory(); return how many records there were."""
+    """Write encoded ``batches`` (src/sources/encode.py) to ``lines_path`` and their index to ``index_path``, both
+    flushed to disk, in a directory made whole by atomic_directory(); return how many records there were."""
     # The index is written when its with block ends: after the last line is (write_behind raises a failed write).
     with lines_path.open("wb") as file, durable(file), RecordIndexWriter(index_path) as index, \
             write_behind(file) as stream, record_progress(description) as bar:
@@ -55,7 +55,7 @@ def main(argv: Sequence[str]) -> None:
     check_declared("raw", {f"raw.sources.{spec.name}.path": spec.origin.path for spec in specs
                            if isinstance(spec.origin, PathSource)}, stage_deps(Path(dvc_yaml), "raw"))
     manifest = {}
-    # Files are read on workers (src/encode.py); the sample is made here.
+    # Files are read on workers (src/sources/encode.py); the sample is made here.
     files = any(not isinstance(spec.origin, SampleSource) for spec in specs)
     with atomic_directory(Path(out_dir)) as staging, Workers(needed=files) as workers:
         for spec in specs:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ArgumentParser, DatasetError, run_cli
-from .jsonl import atomic_file, count_lines
-from .params import SplitParams, even_ranges, parse_params_text, shard_name
+from src.core.config import SplitParams, even_ranges, parse_params_text, shard_name
+from src.core.errors import ArgumentParser, DatasetError, run_cli
+from src.output.files import atomic_file
+from src.records.lines import count_lines
 
 SHARDS_INDENT = "  "
 

@@ -18,9 +18,9 @@ import yaml
 from scmrepo.exceptions import RevError
 from scmrepo.git import Git
 
-from .errors import ArgumentParser, DatasetError, run_cli
-from .seen import scratch_database
-from .split import SHARD_PLACEHOLDER, shard_path_parts
+from src.core.errors import ArgumentParser, DatasetError, run_cli
+from src.core.seen import scratch_database
+from src.split import SHARD_PLACEHOLDER, shard_path_parts
 
 WORKSPACE = "workspace"
 BATCH = 10_000

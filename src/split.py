@@ -4,12 +4,12 @@ Usage: python3 -m src.split PARAMS DVC_YAML MERGED RECORD_INDEX PROVENANCE SHARD
                             CATEGORIES_TABLE LENGTHS_TABLE LEAKAGE_TABLE CONTAMINATION_TABLE
 SHARD_PATH names every shard file, with {shard} standing for the shard's name (K_of_N); all shards go to its
 directory, which is replaced whole, so it holds exactly the shards params.yaml defines, and CARD, the dataset
-card (src/card.py), in the same directory. The ranges are checked
+card (src/sharding/card.py), in the same directory. The ranges are checked
 against the merged record count before the directory is replaced: a refused sharding leaves nothing behind.
-LEAKAGE_TABLE and CONTAMINATION_TABLE are the leakage and contamination certificate (src/shard_stats.py); the
+LEAKAGE_TABLE and CONTAMINATION_TABLE are the leakage and contamination certificate (src/sharding/tables.py); the
 evaluation files named in contamination.eval must be deps of the split stage in DVC_YAML.
 
-split.strategy orders the records before the ranges cut them (src/strategies.py). The default, contiguous, is
+split.strategy orders the records before the ranges cut them (src/sharding/strategies.py). The default, contiguous, is
 one pass over the merged file, in blocks, whatever the shard count; stratified and shuffle compute an order (8
 bytes per record, from the categories of the record index), then read the records in that order. Every block is
 checked against the record index (RECORD_INDEX, which the merge writes beside MERGED), which gives each record's
@@ -29,17 +29,17 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .card import render_card
-from .contamination import load_eval_set
-from .errors import DatasetError, expect_args, run_cli
-from .jsonl import FlushBehind, WriteBehind, atomic_directory, write_durable, write_json, write_json_rows
-from .params import SplitParams, load_params
-from .progress import counted_chunks, line_progress
-from .record_index import RecordIndex, check_block, line_lengths
-from .schema import CATEGORIES
-from .shard_stats import ShardFile, ShardTally
-from .stages import check_declared, stage_deps
-from .strategies import shuffled_order, stratified_order
+from src.certificate.contamination import load_eval_set
+from src.core.config import SplitParams, load_params
+from src.core.deps import check_declared, stage_deps
+from src.core.errors import DatasetError, expect_args, run_cli
+from src.core.progress import counted_chunks, line_progress
+from src.core.schema import CATEGORIES
+from src.output.files import FlushBehind, WriteBehind, atomic_directory, write_durable, write_json, write_json_rows
+from src.records.index import RecordIndex, check_block, line_lengths
+from src.sharding.card import render_card
+from src.sharding.strategies import shuffled_order, stratified_order
+from src.sharding.tables import ShardFile, ShardTally
 
 SHARD_PLACEHOLDER = "{shard}"
 CHUNK_RECORDS = 4096  # records read, cut and written at a time
@@ -58,7 +58,7 @@ def shard_path_parts(shard_path: str) -> tuple[Path, str]:
 @dataclass(frozen=True)
 class Chunk:
     """Consecutive records of the laid-out order: their record lines, one after another in ``block`` (line i is
-    block[starts[i]:ends[i]]), their merged indices and their record index rows (src/record_index.py)."""
+    block[starts[i]:ends[i]]), their merged indices and their record index rows (src/records/index.py)."""
 
     block: bytearray
     starts: np.ndarray

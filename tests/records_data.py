@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from src.encode import encode_records
 from src.merge import RawChunk, write_merged
-from src.record_index import line_lengths
-from src.stats import RecordStats
+from src.records.index import line_lengths
+from src.records.stats import RecordStats
+from src.sources.encode import encode_records
 
 
 def record_line(head: Mapping[str, object], shard: bytes) -> bytes:
-    """A record line by its definition (src/jsonl.py): ``head`` as orjson's compact JSON less its "}", then ", ",
+    """A record line by its definition (src/records/lines.py): ``head`` as orjson's compact JSON less its "}", then ", ",
     then the shard line ``shard`` less its "{"."""
     return orjson.dumps(head)[:-1] + b", " + shard[1:]
 

@@ -10,8 +10,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def module_files(module: str) -> list[str]:
+    """The files Python runs to import ``module`` (dotted, under src): its packages' __init__.py, then itself."""
+    parts = module.split(".")
+    files = [f"{'/'.join(parts[:depth])}/__init__.py" for depth in range(1, len(parts))]
+    return [*files, f"{'/'.join(parts)}/__init__.py" if (ROOT / Path(*parts)).is_dir() else f"{'/'.join(parts)}.py"]
+
+
 def local_imports(module: str) -> set[str]:
-    """The src modules ``module`` imports, transitively, itself included (as src/NAME.py paths)."""
+    """The src files ``module`` (dotted: src.raw) imports, transitively, itself and its packages included."""
     seen: set[str] = set()
     pending = [module]
     while pending:
@@ -19,11 +26,16 @@ def local_imports(module: str) -> set[str]:
         if name in seen:
             continue
         seen.add(name)
-        tree = ast.parse((ROOT / "src" / f"{name}.py").read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-                pending.append(node.module)
-    return {f"src/{name}.py" for name in seen}
+        path = ROOT / module_files(name)[-1]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or node.level or not (node.module or "").startswith("src."):
+                continue
+            imported = str(node.module)
+            pending.append(imported)
+            # from src.package import module
+            pending += [f"{imported}.{alias.name}" for alias in node.names
+                        if (ROOT / Path(*imported.split("."), f"{alias.name}.py")).is_file()]
+    return {file for name in seen for file in module_files(name)}
 
 
 def stages() -> dict:
@@ -36,8 +48,8 @@ def commands(stage: dict) -> list[str]:
 
 def test_each_stage_depends_on_exactly_the_code_it_runs() -> None:
     for name, stage in stages().items():
-        modules = [re.findall(r"python3 -m src\.(\w+) ", command)[0] for command in commands(stage)]
-        assert modules[-1] == name, "one script per stage, named after the stage"
+        modules = [re.findall(r"python3 -m (src\.\w+) ", command)[0] for command in commands(stage)]
+        assert modules[-1] == f"src.{name}", "one script per stage, named after the stage, on top of src/"
         code_deps = {dep for dep in stage["deps"] if dep.startswith("src/")}
         assert code_deps == set().union(*(local_imports(module) for module in modules)), name
 

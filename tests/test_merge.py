@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.encode import encoded_batches
-from src.errors import DatasetError
-from src.jsonl import shard_line
+from src.core.config import NearDuplicateParams
+from src.core.errors import DatasetError
+from src.core.schema import CATEGORIES, RAW_MANIFEST
 from src.merge import DuplicateCounts, main, merge_chunks, write_merged
-from src.params import NearDuplicateParams
 from src.raw import write_source
-from src.record_index import ROW, record_digests
-from src.schema import CATEGORIES, RAW_MANIFEST
-from src.stats import RecordStats
+from src.records.index import ROW, record_digests
+from src.records.lines import shard_line
+from src.records.stats import RecordStats
+from src.sources.encode import encoded_batches
 from tests.project import PROJECT_ROOT
 from tests.records_data import raw_chunk, record_line
 

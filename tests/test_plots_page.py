@@ -18,7 +18,7 @@ import vl_convert
 from dvc_render import VegaRenderer, render_html
 
 from src import plots_page
-from src.errors import run_cli
+from src.core.errors import run_cli
 from src.plots_page import SCRIPTS, SCRIPTS_MODULE, build_page, main
 from tests.project import PROJECT_ROOT
 

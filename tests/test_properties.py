@@ -18,18 +18,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from src import records as records_module
-from src.errors import DatasetError
-from src.jsonl import raw_record_line
+from src.core.config import MergeParams, RawParams, SplitParams, even_ranges, parse_params_text
+from src.core.errors import DatasetError
+from src.core.schema import CATEGORIES
 from src.merge import DuplicateCounts, merge_chunks, write_merged
-from src.params import MergeParams, RawParams, SplitParams, even_ranges, parse_params_text
-from src.record_index import RecordIndex, record_digests
-from src.records import iter_source_file, iter_validated
-from src.schema import CATEGORIES
-from src.shard_stats import ShardTally
+from src.records.index import RecordIndex, record_digests
+from src.records.lines import raw_record_line
+from src.records.stats import RecordStats
+from src.sharding.tables import ShardTally
+from src.sources import readers as records_module
+from src.sources.readers import iter_source_file, iter_validated
 from src.split import laid_out
 from src.split import write_shards as split_write_shards
-from src.stats import RecordStats
 from tests.records_data import raw_chunk, write_merged_records
 
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=None)

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.errors import DatasetError, run_cli
-from src.params import even_ranges, load_params
+from src.core.config import even_ranges, load_params
+from src.core.errors import DatasetError, run_cli
 from src.reshard import main
 from tests.project import PROJECT_ROOT
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.errors import DatasetError, run_cli
-from src.jsonl import shard_line
+from src.core.errors import DatasetError, run_cli
+from src.records.lines import shard_line
 from src.split import _ShardWriter, cut_shard_lines, main
 from tests.records_data import record_line, write_merged_records
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import yaml
 
-from src.sample import sample_records
+from src.sources.sample import sample_records
+from tests.core.test_config import BAD_SHARD_NAMES, DOCUMENT_ERRORS, SOURCE_ERRORS, SPLIT_ERRORS
 from tests.e2e.repo import base_environment
 from tests.project import PROJECT_ROOT
-from tests.test_params import BAD_SHARD_NAMES, DOCUMENT_ERRORS, SOURCE_ERRORS, SPLIT_ERRORS
-from tests.test_records import FILE_ERRORS, GOOD, KINDS, LONE_SURROGATE, RECORD_ERRORS, record, where
+from tests.sources.test_readers import FILE_ERRORS, GOOD, KINDS, LONE_SURROGATE, RECORD_ERRORS, record, where
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The small project: the project's dvc.yaml and params.yaml with two path sources, 40 records in 4 shards of 10
@@ -272,7 +272,7 @@ OUTPUT_DIRECTORIES = ("data", "metrics", "plots")
 
 
 def is_temporary(relative: str) -> bool:
-    """Inside an atomic-write temporary (src/jsonl.py): '.NAME.XXXXXXXX.tmp' beside its target."""
+    """Inside an atomic-write temporary (src/output/files.py): '.NAME.XXXXXXXX.tmp' beside its target."""
     return any(part.startswith(".") and part.endswith(".tmp") for part in Path(relative).parts)
 
 

@@ -17,7 +17,7 @@ import yaml
 from tests.e2e.cases import PARAMS_CASE, SOURCE_CASE, fresh_home, make_small, outputs, source_path, stage_outs, tree
 from tests.e2e.repo import Repo, cache_objects, lock_outs, make_repo, object_key, ran_stages
 from tests.project import readme_command
-from tests.test_records import REPAIRS
+from tests.sources.test_readers import REPAIRS
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.sample import sample_records
+from src.sources.sample import sample_records
 from tests.project import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e

@@ -155,7 +155,7 @@ def test_a_stage_killed_while_writing_or_before_each_rename_leaves_old_or_new_an
     new = {output: state_of(new_root, output) for output in names}
     assert all(old[output] != new[output] and None not in (old[output], new[output]) for output in names)
     directories = [output for output in names if (new_root / output).is_dir()]
-    # The stage's main output is written first, to a '.NAME.XXXXXXXX.tmp' beside it (src/jsonl.py).
+    # The stage's main output is written first, to a '.NAME.XXXXXXXX.tmp' beside it (src/output/files.py).
     main = Path(names[0])
     command = stage_command(new_root / "dvc.yaml", stage)
 

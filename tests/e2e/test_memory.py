@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.encode import MAX_WORKERS
-from src.sample import sample_records
+from src.sources.encode import MAX_WORKERS
+from src.sources.sample import sample_records
 from tests.project import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e

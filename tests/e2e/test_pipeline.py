@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.sample import sample_records
+from src.sources.sample import sample_records
 from tests.e2e.repo import SHARD_TEMPLATE, Repo, dir_listing, edit_params, lock_outs, ran_stages
 from tests.project import readme_command
 

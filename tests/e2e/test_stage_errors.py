@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from src.schema import CATEGORIES
+from src.core.schema import CATEGORIES
 from tests.e2e.cases import (
     PARAMS_CASE,
     PARAMS_CASES,
@@ -31,7 +31,7 @@ from tests.e2e.cases import (
 )
 from tests.e2e.repo import SHARD_TEMPLATE
 from tests.project import PROJECT_ROOT
-from tests.test_records import GOOD, KINDS, REPAIRS, record
+from tests.sources.test_readers import GOOD, KINDS, REPAIRS, record
 
 pytestmark = pytest.mark.e2e
 

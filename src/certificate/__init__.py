@@ -1,0 +1,1 @@
+"""The leakage and contamination certificate: n-grams, near-duplicates, leakage, contamination."""

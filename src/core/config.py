@@ -1,0 +1,461 @@
+"""params.yaml loaded into small typed dataclasses that check themselves.
+
+Every section is a string-keyed mapping (never a list) so that `dvc params diff` and
+`dvc exp show` show one row or column per value.
+"""
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import yaml
+
+from src.core.errors import DatasetError
+from src.core.schema import FIELDS
+
+SECTIONS = ("raw", "merge", "split", "card")
+# Sections with defaults for every value (dvc.yaml still names them as stage params, so the project's params.yaml
+# writes them out).
+OPTIONAL_SECTIONS = ("near_duplicates", "contamination")
+LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")
+SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+# Shard keys are shard1 ... shardN: names that `dvc exp run -S split.shards.shard2=7000` accepts (its override
+# grammar wants a key to start with a letter). Shard K of N is written as the file named K_of_N.
+# How the split orders the merged records before the ranges cut them (src/sharding/strategies.py).
+STRATEGIES = ("contiguous", "stratified", "shuffle")
+SHARD_KEY = re.compile(r"shard([1-9][0-9]*)")
+HEX_DIGEST_LENGTHS = {"md5": 32, "sha256": 64}
+
+
+def _suggest(key: str, known: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
+
+
+def _mapping(value: object, where: str, known: tuple[str, ...] | None = None) -> dict:
+    """A string-keyed mapping, with unknown keys refused when ``known`` is given."""
+    if value is None:
+        raise DatasetError(f"{where} is missing or empty; it must be a mapping of names to values")
+    if not isinstance(value, dict):
+        kind = "a list" if isinstance(value, list) else repr(value)
+        raise DatasetError(f"{where} must be a mapping of names to values, not {kind}")
+    for key in value:
+        if not isinstance(key, str):
+            raise DatasetError(f"{where}: key {key!r} must be a string; quote it in params.yaml")
+        if known is not None and key not in known:
+            raise DatasetError(f"{where}: unknown key {key!r}{_suggest(key, known)}")
+    return value
+
+
+def _integer(value: object, where: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DatasetError(f"{where} must be an integer, not {value!r}")
+    if value < minimum:
+        raise DatasetError(f"{where} must be at least {minimum}, not {value}")
+    return value
+
+
+def _boolean(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise DatasetError(f"{where} must be true or false, not {value!r}")
+    return value
+
+
+def _license(value: object, where: str) -> str:
+    text = _string(value, where)
+    if not LICENSE_ID.fullmatch(text):
+        raise DatasetError(f"{where} must be a license identifier as the Hugging Face Hub writes them (like "
+                           f"'cc-by-sa-3.0' or 'apache-2.0'), not {text!r}")
+    return text
+
+
+def _fraction(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise DatasetError(f"{where} must be a number above 0 and at most 1, not {value!r}")
+    return float(value)
+
+
+def _string(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise DatasetError(f"{where} must be a non-empty string, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class PathSource:
+    """A local JSON array or JSON Lines file."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """A download pinned by its checksum: ``algorithm`` (md5 or sha256) and ``digest`` (lowercase hex)."""
+
+    url: str
+    algorithm: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class SampleSource:
+    """The built-in synthetic sample: ``records`` records generated from ``seed``."""
+
+    records: int
+    seed: int
+
+
+Origin = PathSource | UrlSource | SampleSource
+ORIGIN_KINDS = {"path": PathSource, "url": UrlSource, "sample": SampleSource}
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One source: where its records come from, and how its fields map onto the schema."""
+
+    name: str
+    origin: Origin
+    fields: Mapping[str, str] = field(default_factory=dict)
+    number_records: bool = False
+    license: str | None = None
+
+    KEYS = ("path", "url", "md5", "sha256", "sample", "fields", "number_records", "license")
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind, origin_type in ORIGIN_KINDS.items() if isinstance(self.origin, origin_type))
+
+    @classmethod
+    def parse(cls, name: object, value: object) -> SourceSpec:
+        where = f"raw.sources.{name}"
+        if not isinstance(name, str) or not SOURCE_NAME.fullmatch(name):
+            raise DatasetError(f"raw.sources: source name {name!r} must use only letters, digits, '_' and "
+                               "'-' (it names a file under data/raw/)")
+        spec = _mapping(value, where, cls.KEYS)
+        kinds = [kind for kind in ORIGIN_KINDS if kind in spec]
+        if len(kinds) != 1:
+            raise DatasetError(f"{where}: give exactly one of path, url or sample "
+                               f"(found: {', '.join(kinds) or 'none'})")
+        pins = [algorithm for algorithm in HEX_DIGEST_LENGTHS if algorithm in spec]
+        if kinds == ["url"] and len(pins) != 1:
+            raise DatasetError(f"{where}: a url source needs exactly one checksum, md5 or sha256, to pin its bytes")
+        if kinds != ["url"] and pins:
+            raise DatasetError(f"{where}: {pins[0]} pins a download; only url sources take it")
+        origin: Origin
+        if kinds == ["path"]:
+            origin = PathSource(_string(spec["path"], f"{where}.path"))
+        elif kinds == ["url"]:
+            algorithm = pins[0]
+            digest = _string(spec[algorithm], f"{where}.{algorithm}")
+            if not re.fullmatch(rf"[0-9a-f]{{{HEX_DIGEST_LENGTHS[algorithm]}}}", digest):
+                raise DatasetError(f"{where}.{algorithm} must be {HEX_DIGEST_LENGTHS[algorithm]} lowercase hex digits")
+            origin = UrlSource(_string(spec["url"], f"{where}.url"), algorithm, digest)
+        else:
+            sample = _mapping(spec["sample"], f"{where}.sample", ("records", "seed"))
+            origin = SampleSource(records=_integer(sample.get("records"), f"{where}.sample.records", 1),
+                                  seed=_integer(sample.get("seed", 0), f"{where}.sample.seed", 0))
+        fields = {key: _string(target, f"{where}.fields.{key}")
+                  for key, target in _mapping(spec.get("fields", {}), f"{where}.fields").items()}
+        targets = list(fields.values())
+        for source_field, target in fields.items():
+            if target not in FIELDS:
+                raise DatasetError(f"{where}.fields.{source_field}: '{target}' is not a record field; "
+                                   f"use one of {', '.join(FIELDS)}")
+            if targets.count(target) > 1:
+                raise DatasetError(f"{where}.fields: two source fields are renamed to '{target}'")
+        license_id = _license(spec["license"], f"{where}.license") if "license" in spec else None
+        return cls(name, origin, fields, _boolean(spec.get("number_records", False), f"{where}.number_records"),
+                   license_id)
+
+
+@dataclass(frozen=True)
+class RawParams:
+    sources: tuple[SourceSpec, ...]
+
+    @classmethod
+    def parse(cls, value: object) -> RawParams:
+        section = _mapping(value, "raw", ("sources",))
+        sources = _mapping(section.get("sources"), "raw.sources")
+        if not sources:
+            raise DatasetError("raw.sources is empty; name at least one source")
+        return cls(tuple(SourceSpec.parse(name, spec) for name, spec in sources.items()))
+
+
+@dataclass(frozen=True)
+class MergeParams:
+    drop_duplicates: bool = False
+    drop_near_duplicates: bool = False
+
+    @classmethod
+    def parse(cls, value: object) -> MergeParams:
+        section = _mapping(value, "merge", ("drop_duplicates", "drop_near_duplicates"))
+        return cls(_boolean(section.get("drop_duplicates", False), "merge.drop_duplicates"),
+                   _boolean(section.get("drop_near_duplicates", False), "merge.drop_near_duplicates"))
+
+
+@dataclass(frozen=True)
+class NearDuplicateParams:
+    """MinHash over character n-grams of a record's instruction and input, banded for LSH
+    (src/certificate/near_duplicates.py): two records are near-duplicates when their estimated Jaccard similarity
+    is at least ``threshold``."""
+
+    ngram: int = 5
+    permutations: int = 128
+    bands: int = 16
+    threshold: float = 0.8
+
+    @classmethod
+    def parse(cls, value: object) -> NearDuplicateParams:
+        section = _mapping(value, "near_duplicates", ("ngram", "permutations", "bands", "threshold"))
+        params = cls(_integer(section.get("ngram", cls.ngram), "near_duplicates.ngram", 1),
+                     _integer(section.get("permutations", cls.permutations), "near_duplicates.permutations", 1),
+                     _integer(section.get("bands", cls.bands), "near_duplicates.bands", 1),
+                     _fraction(section.get("threshold", cls.threshold), "near_duplicates.threshold"))
+        if params.permutations % params.bands:
+            raise DatasetError(f"near_duplicates.bands ({params.bands}) must divide near_duplicates.permutations "
+                               f"({params.permutations}); each band takes permutations / bands of them")
+        return params
+
+    @property
+    def rows(self) -> int:
+        """Signature values per band."""
+        return self.permutations // self.bands
+
+
+@dataclass(frozen=True)
+class ContaminationParams:
+    """Evaluation files (name: path) whose text the shards are checked against, by shared character n-grams."""
+
+    ngram: int = 13
+    eval_files: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, value: object) -> ContaminationParams:
+        section = _mapping(value, "contamination", ("ngram", "eval"))
+        files = _mapping(section.get("eval", {}), "contamination.eval")
+        for name, path in files.items():
+            if not SOURCE_NAME.fullmatch(name):
+                raise DatasetError(f"contamination.eval: name {name!r} must be letters, digits, '_' or '-'")
+            _string(path, f"contamination.eval.{name}")
+        return cls(_integer(section.get("ngram", cls.ngram), "contamination.ngram", 1), tuple(files.items()))
+
+
+@dataclass(frozen=True)
+class ShardRange:
+    """Shard ``number`` of ``count``: the half-open range [start, stop) of merged indices."""
+
+    number: int
+    count: int
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def key(self) -> str:
+        """Its key in params.yaml: shardK."""
+        return f"shard{self.number}"
+
+    @property
+    def name(self) -> str:
+        """Its name in file names, metrics and plots: K_of_N."""
+        return shard_name(self.number, self.count)
+
+
+def shard_name(number: int, count: int) -> str:
+    return f"{number}_of_{count}"
+
+
+def _shard_number(key: object, count: int) -> int:
+    text = str(key)
+    match = SHARD_KEY.fullmatch(text)
+    if not match:
+        raise DatasetError(f"split.shards: {text!r} is not a shard key; name the shards shard1 ... shard{count}")
+    number = int(match.group(1))
+    if number > count:
+        raise DatasetError(f"split.shards: '{text}' does not fit split.count {count}; "
+                           f"name the shards shard1 ... shard{count}")
+    return number
+
+
+def _shard_bounds(name: str, value: object) -> tuple[int | None, int]:
+    """(start or None, stop) of one shard: ``STOP`` starts where the shard before it stops; ``{start, stop}``
+    names its start too (to leave a gap)."""
+    where = f"split.shards.{name}"
+    if isinstance(value, dict):
+        spec = _mapping(value, where, ("start", "stop"))
+        for key in ("start", "stop"):
+            if key not in spec:
+                raise DatasetError(f"{where}: '{key}' is missing; give a shard's stop, or both start and stop")
+        return _integer(spec["start"], f"{where}.start", 0), _integer(spec["stop"], f"{where}.stop", 1)
+    if value is None or isinstance(value, list):
+        raise DatasetError(f"{where} must be the index where the shard stops (an integer), or {{start, stop}}, "
+                           f"not {'a list' if isinstance(value, list) else 'empty'}")
+    return None, _integer(value, where, 1)
+
+
+def even_ranges(records: int, count: int) -> list[tuple[int, int]]:
+    """``count`` contiguous [start, stop) ranges over ``records``; sizes differ by at most one (the first ones
+    take the extra records)."""
+    if count < 1 or records < count:
+        raise DatasetError(f"cannot cut {records} records into {count} non-empty shards; choose 1..{records} shards")
+    base, extra = divmod(records, count)
+    bounds = [number * base + min(number, extra) for number in range(count + 1)]
+    return list(itertools.pairwise(bounds))
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    """``count`` shards whose ranges are ordered, disjoint and (unless ``allow_gaps``) contiguous from 0."""
+
+    count: int
+    shards: tuple[ShardRange, ...]
+    allow_gaps: bool = False
+    strategy: str = "contiguous"
+    seed: int = 0
+    even: bool = False  # split.shards left out: cut evenly once the record count is known
+
+    def __post_init__(self) -> None:
+        if not self.even and len(self.shards) != self.count:
+            raise DatasetError(f"split.count is {self.count} but split.shards names {len(self.shards)} shards; "
+                               "make them agree (python3 -m src.reshard N rewrites both)")
+        expected_stop = 0
+        previous = None
+        for shard in self.shards:
+            if previous is not None and shard.start < previous.stop:
+                raise DatasetError(
+                    f"split.shards: '{shard.key}' [{shard.start}, {shard.stop}) overlaps "
+                    f"'{previous.key}' [{previous.start}, {previous.stop}) on records {shard.start}.."
+                    f"{min(previous.stop, shard.stop) - 1}; start '{shard.key}' at {previous.stop} or later"
+                )
+            if shard.start > expected_stop and not self.allow_gaps:
+                after = f"after '{previous.key}'" if previous else "before the first shard"
+                raise DatasetError(
+                    f"split.shards: records {expected_stop}..{shard.start - 1} are in no shard (gap {after}, "
+                    f"before '{shard.key}'); start '{shard.key}' at {expected_stop} or set split.allow_gaps: true"
+                )
+            expected_stop, previous = shard.stop, shard
+
+    @classmethod
+    def parse(cls, value: object) -> SplitParams:
+        section = _mapping(value, "split", ("count", "shards", "allow_gaps", "strategy", "seed"))
+        strategy = section.get("strategy", "contiguous")
+        if strategy not in STRATEGIES:
+            raise DatasetError(f"split.strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+        seed = _integer(section.get("seed", 0), "split.seed", 0)
+        count = _integer(section.get("count"), "split.count", 1)
+        allow_gaps = _boolean(section.get("allow_gaps", False), "split.allow_gaps")
+        if "shards" not in section:  # even shards over whatever the merged data holds (for_records)
+            return cls(count, (), allow_gaps, strategy, seed, even=True)
+        shards = _mapping(section.get("shards"), "split.shards")
+        numbered = sorted((_shard_number(key, count), key, spec) for key, spec in shards.items())
+        ranges: list[ShardRange] = []
+        for number, key, spec in numbered:
+            start, stop = _shard_bounds(key, spec)
+            if start is None:
+                start = ranges[-1].stop if ranges else 0
+                if start >= stop:
+                    raise DatasetError(f"split.shards.{key}: stop {stop} must be above {start}, where the shard "
+                                       "before it stops (a shard's value is the index where it stops)")
+            elif start >= stop:
+                raise DatasetError(f"split.shards.{key}: start {start} must be below stop {stop} "
+                                   "(ranges are half-open [start, stop))")
+            ranges.append(ShardRange(number, count, start, stop))
+        return cls(count, tuple(ranges), allow_gaps, strategy, seed)
+
+    def for_records(self, records: int) -> SplitParams:
+        """This sharding over ``records`` merged records: with split.shards left out, ``count`` even shards."""
+        if not self.even:
+            return self
+        try:
+            ranges = even_ranges(records, self.count)
+        except DatasetError:
+            raise DatasetError(f"split.count {self.count} is more than the {records} merged records; choose at most "
+                               f"{records} shards") from None
+        shards = tuple(ShardRange(number, self.count, start, stop) for number, (start, stop) in enumerate(ranges, 1))
+        return replace(self, shards=shards, even=False)
+
+    def check_records(self, records: int) -> None:
+        """Check the ranges against the merged data's record count."""
+        last = self.shards[-1]
+        if last.stop > records:
+            raise DatasetError(f"split.shards.{last.key}: stop {last.stop} is past the end of the merged data "
+                               f"({records} records); set it to at most {records} (python3 -m src.reshard "
+                               f"{self.count} does)")
+        if last.stop < records and not self.allow_gaps:
+            raise DatasetError(f"split.shards: records {last.stop}..{records - 1} are in no shard (after "
+                               f"'{last.key}'); set its stop to {records} (python3 -m src.reshard {self.count} "
+                               "does) or set split.allow_gaps: true")
+
+
+@dataclass(frozen=True)
+class CardParams:
+    """The dataset card written beside the shards: its title and declared license (default: the sources')."""
+
+    pretty_name: str
+    license: str | None = None
+
+    @classmethod
+    def parse(cls, value: object) -> CardParams:
+        section = _mapping(value, "card", ("pretty_name", "license"))
+        return cls(_string(section.get("pretty_name"), "card.pretty_name"),
+                   _license(section["license"], "card.license") if "license" in section else None)
+
+
+@dataclass(frozen=True)
+class Params:
+    raw: RawParams
+    merge: MergeParams
+    near_duplicates: NearDuplicateParams
+    split: SplitParams
+    contamination: ContaminationParams
+    card: CardParams
+
+
+def read_params_file(path: Path) -> dict:
+    """params.yaml as plain data (yaml.safe_load only); typos of section names are refused."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: params file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: cannot read ({error})") from None
+    return parse_params_text(text, path)
+
+
+def parse_params_text(text: str, path: Path) -> dict:
+    """The params document in ``text``; ``path`` names it in errors."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise DatasetError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    except (ValueError, RecursionError) as error:  # a value YAML cannot construct, e.g. the date 2024-13-01
+        raise DatasetError(f"{path}: not valid YAML ({error}); quote a value that is meant as text") from None
+    document = _mapping(document, str(path))
+    known = SECTIONS + OPTIONAL_SECTIONS
+    for key in document:
+        if key not in known and difflib.get_close_matches(key, known, n=1, cutoff=0.6):
+            raise DatasetError(f"{path}: unknown top-level key {key!r}{_suggest(key, known)}")
+    for key in SECTIONS:
+        if key not in document:
+            raise DatasetError(f"{path}: section '{key}' is missing")
+    return document
+
+
+def load_params(path: Path) -> Params:
+    document = read_params_file(path)
+    return Params(
+        raw=RawParams.parse(document["raw"]),
+        merge=MergeParams.parse(document["merge"]),
+        near_duplicates=NearDuplicateParams.parse(document.get("near_duplicates", {})),
+        split=SplitParams.parse(document["split"]),
+        contamination=ContaminationParams.parse(document.get("contamination", {})),
+        card=CardParams.parse(document["card"]),
+    )

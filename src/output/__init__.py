@@ -1,0 +1,1 @@
+"""Writing outputs: atomic files and directories, flushed to disk behind the writes."""

@@ -1,0 +1,103 @@
+"""Contamination: records whose instruction or output shares a run of n characters with an evaluation item."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from src.certificate import contamination
+from src.certificate.contamination import ContaminationTally, EvalSet, item_texts, load_eval_set
+from src.core.config import ContaminationParams
+from src.core.errors import DatasetError
+from src.records.lines import shard_line
+
+QUESTION = "日本で一番高い山はどこですか。富士山について教えてください。"  # 31 characters
+ANSWER = "琵琶湖は滋賀県にある日本最大の湖で、面積は約六百七十平方キロメートルです。"
+
+
+def write_eval(tmp_path: Path) -> ContaminationParams:
+    (tmp_path / "quiz.json").write_text(json.dumps([{"question": QUESTION, "answer": "富士山", "id": 7}],
+                                                   ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "bench.jsonl").write_text(json.dumps({"text": ANSWER}, ensure_ascii=False) + "\n", encoding="utf-8")
+    return ContaminationParams(13, (("quiz", str(tmp_path / "quiz.json")), ("bench", str(tmp_path / "bench.jsonl"))))
+
+
+def test_an_items_text_is_the_item_or_its_string_values() -> None:
+    assert item_texts("問い") == ["問い"]
+    assert item_texts({"q": "問い", "choices": ["a"], "n": 3, "a": "答え"}) == ["問い", "答え"]
+    assert item_texts(12) == []
+
+
+def test_eval_files_are_read_and_described(tmp_path: Path) -> None:
+    eval_set = load_eval_set(write_eval(tmp_path))
+    assert eval_set.files["quiz"]["items"] == 1 and eval_set.files["bench"]["items"] == 1
+    # "富士山" is shorter than 13 characters: it adds no n-gram.
+    assert eval_set.files["quiz"]["ngrams"] == len(QUESTION) - 12
+    assert len(eval_set.hashes) == len(QUESTION) - 12 + len(ANSWER) - 12
+    assert len(eval_set.files["quiz"]["sha256"]) == 64
+
+
+def test_a_text_is_contaminated_by_one_shared_n_gram(tmp_path: Path) -> None:
+    eval_set = load_eval_set(write_eval(tmp_path))
+    texts = ["前置き" + QUESTION[5:18] + "後書き", "前置き" + QUESTION[5:17] + "後書き", ANSWER, "", "富士山"]
+    assert eval_set.shared(texts).tolist() == [True, False, True, False, False]
+
+
+def test_records_are_flagged_by_instruction_or_output_per_shard(tmp_path: Path) -> None:
+    eval_set = load_eval_set(write_eval(tmp_path))
+    records = [(0, 0, {"instruction": QUESTION, "input": "", "output": "はい"}),
+               (0, 1, {"instruction": "別の質問", "input": QUESTION, "output": "はい"}),  # input is not checked
+               (1, 2, {"instruction": "湖は？", "input": "", "output": ANSWER + "以上です。"}),
+               (1, 3, {"instruction": "山は？", "input": "", "output": "富士山"})]
+    tally = ContaminationTally(eval_set, 2, chunk_records=3)
+    for shard, record, fields in records:
+        tally.add(shard, [record], [shard_line(fields)])
+    tally.flush()
+    assert tally.counts.tolist() == [1, 1]
+    assert [[list(chunk) for chunk in tally.indices(shard)] for shard in (0, 1)] == [[[0]], [[2]]]
+    tally.close()
+
+
+def test_contaminated_indices_wait_on_disk_and_come_back_per_shard_a_chunk_at_a_time(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    monkeypatch.setattr(contamination, "INDEX_CHUNK", 2)
+    eval_set = load_eval_set(write_eval(tmp_path))
+    tally = ContaminationTally(eval_set, 3, chunk_records=4)
+    for shard, records in ((0, [0, 1, 2]), (0, [3]), (2, [4, 5, 6, 7, 8])):  # shard 1 has none
+        tally.add(shard, records, [shard_line({"instruction": QUESTION if record != 5 else "別の質問",
+                                                "input": "", "output": "はい"}) for record in records])
+    tally.flush()
+    assert tally.counts.tolist() == [4, 0, 4]
+    assert [[chunk.tolist() for chunk in tally.indices(shard)] for shard in range(3)] == [
+        [[0, 1], [2, 3]], [], [[4, 6], [7, 8]]]
+    with pytest.raises(ValueError, match="shard 1 added after shard 2: shards come in order"):
+        tally.add(1, [9], [shard_line({"instruction": QUESTION, "input": "", "output": "はい"})])
+    tally.close()
+
+
+def test_without_eval_files_nothing_is_read_or_flagged() -> None:
+    tally = ContaminationTally(EvalSet.none(), 1, chunk_records=1)
+    tally.add(0, [0], [shard_line({"instruction": QUESTION, "input": "", "output": QUESTION})])
+    tally.flush()
+    assert tally.counts.tolist() == [0] and list(tally.indices(0)) == []
+    tally.close()
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "{path}: evaluation file not found (contamination.eval.quiz); create it or remove it from params.yaml"),
+    ('[{"q": "短い"}]', "{path}: no text of 13 characters or more in its 1 items (contamination.eval.quiz); check "
+                       "the file, or lower contamination.ngram"),
+    ('[{"q": "x"', "{path}:1: record 1 is truncated (the file ends before it is closed); fix the JSON there"),
+    ('[{"q": "これは十三文字より長い問題文です", "q": "x"}]',
+     "{path}:1 (record 1): the name 'q' appears twice in one object; keep only the value you mean"),
+    ('{"q": "短い"}\n{"q": "これは十三文字より長い問題文です", "a": {"n": 1, "n": 2}}\n',
+     "{path}:2: the name 'n' appears twice in one object; keep only the value you mean"),
+])
+def test_bad_eval_files_are_refused_with_one_line(tmp_path: Path, content: str | None, message: str) -> None:
+    path = tmp_path / "quiz.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(DatasetError) as error:
+        load_eval_set(ContaminationParams(13, (("quiz", str(path)),)))
+    assert str(error.value) == message.format(path=path)
