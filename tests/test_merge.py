@@ -10,14 +10,15 @@ import pytest
 from src.core.config import NearDuplicateParams
 from src.core.errors import DatasetError
 from src.core.schema import CATEGORIES, RAW_MANIFEST
-from src.merge import DuplicateCounts, main, merge_chunks, write_merged
+from src.core.scratch import scratch_database
+from src.merge import main
 from src.raw import write_source
 from src.records.index import ROW, record_digests
 from src.records.lines import shard_line
-from src.records.stats import RecordStats
+from src.records.merging import DuplicateCounts, merge_sources
 from src.sources.encode import encoded_batches
 from tests.project import PROJECT_ROOT
-from tests.records_data import raw_chunk, record_line
+from tests.records_data import record_line, write_raw
 
 PROJECT_PARAMS = PROJECT_ROOT / "params.yaml"
 
@@ -33,10 +34,11 @@ ADDITIONS = [record("0", "山は？", "富士山", category="general_qa"), recor
 
 def merged(tmp_path: Path, sources: list[tuple[str, list[dict]]], drop_duplicates: bool, counts: DuplicateCounts,
            near_duplicates: NearDuplicateParams | None = None) -> tuple[list[bytes], np.ndarray]:
-    """The merged lines and record index rows of ``sources``."""
-    chunks = merge_chunks([raw_chunk(name, records) for name, records in sources], drop_duplicates, counts,
-                          near_duplicates)
-    write_merged(chunks, tmp_path / "merged.jsonl", tmp_path / "records.npy", RecordStats())
+    """The merged lines and record index rows of ``sources``; ``counts`` gets the duplicate counts."""
+    with scratch_database() as database:
+        found = merge_sources(database, write_raw(tmp_path / "raw", sources), tmp_path / "merged.jsonl",
+                              tmp_path / "records.npy", drop_duplicates, near_duplicates)
+    counts.__dict__.update(found.__dict__)
     return (tmp_path / "merged.jsonl").read_bytes().splitlines(keepends=True), np.load(tmp_path / "records.npy")
 
 

@@ -21,16 +21,14 @@ from hypothesis import strategies as st
 from src.core.config import MergeParams, RawParams, SplitParams, even_ranges, parse_params_text
 from src.core.errors import DatasetError
 from src.core.schema import CATEGORIES
-from src.merge import DuplicateCounts, merge_chunks, write_merged
+from src.core.scratch import scratch_database
 from src.records.index import RecordIndex, record_digests
 from src.records.lines import raw_record_line
-from src.records.stats import RecordStats
-from src.sharding.tables import ShardTally
+from src.records.merging import merge_sources
+from src.sharding.writer import ShardFiles, laid_out, shard_pieces
 from src.sources import readers as records_module
 from src.sources.readers import iter_source_file, iter_validated
-from src.split import laid_out
-from src.split import write_shards as split_write_shards
-from tests.records_data import raw_chunk, write_merged_records
+from tests.records_data import write_merged_records, write_raw
 
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=None)
 FEW = settings(max_examples=60, deadline=None, derandomize=True, database=None)
@@ -96,10 +94,12 @@ def write_shards(merged: list[dict], split: SplitParams) -> list[bytes]:
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
         write_merged_records(work, merged)
-        with RecordIndex(work / "records.npy") as index, \
-                ShardTally(split.count, work / "merged.jsonl", index.records) as tally:
-            split_write_shards(laid_out(work / "merged.jsonl", index, split), split, work, "x-{shard}.jsonl", tally)
-        return [(work / f"x-{shard.name}.jsonl").read_bytes() for shard in split.shards]
+        paths = [work / f"x-{shard.name}.jsonl" for shard in split.shards]
+        with RecordIndex(work / "records.npy") as index, ShardFiles(paths) as files:
+            for piece in shard_pieces(laid_out(work / "merged.jsonl", index, split), split):
+                files.write(piece.shard, piece.lines)
+            files.md5s()
+        return [path.read_bytes() for path in paths]
 
 
 @SETTINGS
@@ -107,11 +107,10 @@ def write_shards(merged: list[dict], split: SplitParams) -> list[bytes]:
        drop_duplicates=st.booleans(), data=st.data())
 def test_every_merged_record_lands_in_exactly_one_shard_in_order(sources, copies, drop_duplicates, data) -> None:
     sources = with_copies(sources, copies)
-    counts = DuplicateCounts()
-    with tempfile.TemporaryDirectory() as directory:
+    with tempfile.TemporaryDirectory() as directory, scratch_database() as database:
         merged_file = Path(directory) / "merged.jsonl"
-        write_merged(merge_chunks([raw_chunk(name, records) for name, records in sources if records], drop_duplicates,
-                                  counts), merged_file, Path(directory) / "records.npy", RecordStats())
+        counts = merge_sources(database, write_raw(Path(directory) / "raw", [source for source in sources if source[1]]),
+                               merged_file, Path(directory) / "records.npy", drop_duplicates, None)
         merged = [json.loads(line) for line in merged_file.read_bytes().splitlines()]
     assert all(m["chars"] == [len(m["instruction"]), len(m["input"]), len(m["output"])] for m in merged)
 

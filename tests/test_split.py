@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from src.core.errors import DatasetError, run_cli
-from src.records.lines import shard_line
-from src.split import _ShardWriter, cut_shard_lines, main
-from tests.records_data import record_line, write_merged_records
+from src.core.errors import run_cli
+from src.split import main
+from tests.records_data import write_merged_records
 
 PARAMS = """
 raw: {sources: {s: {sample: {records: 10}}}}
@@ -267,28 +265,3 @@ def test_an_eval_file_must_be_a_dep_of_the_split_stage(work: Path, capsys, monke
         "error: contamination.eval.quiz quiz.jsonl is not a dep of the split stage; add '- quiz.jsonl' to "
         "stages.split.deps in dvc.yaml so that dvc repro notices when the file changes\n")
     assert not (work / "shards").exists()
-
-
-def test_shard_lines_are_cut_from_a_block_of_record_lines() -> None:
-    texts = ["", "富士山", 'quote " and backslash \\', "line separator \u2028", "emoji 🗻 and NUL \x00"]
-    records = [{"instruction": "問" + text, "input": text, "output": text + "答"} for text in texts]
-    heads = [{"index": str(n), "source_index": text} for n, text in enumerate(texts)]
-    lines = [record_line(head, shard_line(record)) for head, record in zip(heads, records, strict=True)]
-    ends = np.cumsum([len(line) for line in lines])
-    starts = ends - [len(line) for line in lines]
-    heads_length = np.array([len(line) - len(shard_line(record)) - 1 for line, record in zip(lines, records,
-                                                                                               strict=True)])
-    block = bytearray(b"".join(lines))
-    assert cut_shard_lines(block, (starts + heads_length)[1:], ends[1:]) == b"".join(map(shard_line, records[1:]))
-
-
-def test_a_shard_shortened_behind_the_writer_is_refused_not_hashed_short(tmp_path: Path) -> None:
-    """The hasher reads each shard back as its bytes are flushed; bytes missing from the file (something else
-    truncated it) stop it with an error rather than a wrong md5 (or an endless wait)."""
-    shard = tmp_path / "x-1_of_1.jsonl"
-    writer = _ShardWriter([shard])
-    shard.write_bytes(b"abc")
-    writer._written.put((0, 10))  # as the writer thread reports 10 bytes flushed
-    writer.abandon()
-    with pytest.raises(DatasetError, match=re.escape("x-1_of_1.jsonl: changed while the split wrote it; run the split again")):
-        writer.hashes()

@@ -10,10 +10,7 @@ per pair.
 from __future__ import annotations
 
 import hashlib
-import itertools
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +22,8 @@ from src.core.config import ContaminationParams
 from src.core.errors import DatasetError
 from src.sources.readers import iter_source_file
 
-CHUNK_ITEMS = 10_000
-INDEX = np.dtype("<i8")  # a contaminated record's merged index, as the temporary file holds it
-INDEX_CHUNK = 1 << 16  # indices read back at a time
+CHUNK_ITEMS = 10_000  # evaluation items hashed at a time
+TEXT_CHUNK_RECORDS = 512  # shard records hashed at a time: keeps the split's peak memory low and flat
 
 
 def item_texts(item: object) -> list[str]:
@@ -51,6 +47,20 @@ class EvalSet:
     def none(cls) -> EvalSet:
         """No evaluation files: nothing is contaminated."""
         return cls(ContaminationParams.ngram, np.zeros(0, dtype=np.uint64), {})
+
+    def contaminated(self, shard_lines: bytes) -> np.ndarray:
+        """Per shard line of ``shard_lines`` (one after another): whether its instruction or output has an n-gram of
+        the evaluation files. TEXT_CHUNK_RECORDS are hashed at a time: hashing holds about 24 bytes per character."""
+        lines = shard_lines.split(b"\n")[:-1]
+        found = np.zeros(len(lines), dtype=bool)
+        for start in range(0, len(lines) if self.files else 0, TEXT_CHUNK_RECORDS):
+            texts: list[str] = []
+            for line in lines[start:start + TEXT_CHUNK_RECORDS]:
+                fields = orjson.loads(line)
+                texts += (fields["instruction"], fields["output"])
+            shared = self.shared(texts)
+            found[start:start + len(shared) // 2] = shared[0::2] | shared[1::2]
+        return found
 
     def shared(self, texts: Sequence[str]) -> np.ndarray:
         """Per text: whether it has an n-gram of the evaluation files."""
@@ -91,60 +101,3 @@ def load_eval_set(params: ContaminationParams) -> EvalSet:
         files[name] = {}
         parts.append(_file_hashes(name, Path(path), params.ngram, files[name]))
     return EvalSet(params.ngram, np.unique(np.concatenate(parts)), files)
-
-
-class ContaminationTally:
-    """The merged indices, per shard, of the records that share an n-gram with the evaluation files, appended to a
-    temporary file as they are found (shards come one after another, as write_shards() writes them), so memory
-    stays flat however many there are."""
-
-    def __init__(self, eval_set: EvalSet, shard_count: int, chunk_records: int) -> None:
-        self.eval_set = eval_set
-        self.counts = np.zeros(shard_count, dtype=np.int64)  # contaminated records per shard
-        self._found = tempfile.TemporaryFile()  # noqa: SIM115 -- closed by close()
-        self._chunk_records = chunk_records
-        self._pending: list[tuple[int, int, bytes]] = []
-        self._shard = 0  # the shard being added
-
-    @property
-    def active(self) -> bool:
-        """Whether there are evaluation files to check against."""
-        return bool(self.eval_set.files)
-
-    def add(self, shard: int, records: Sequence[int], shard_lines: Sequence[bytes]) -> None:
-        """Check merged records ``records`` of shard number ``shard``, whose shard lines are ``shard_lines``."""
-        if shard < self._shard:
-            raise ValueError(f"shard {shard} added after shard {self._shard}: shards come in order")
-        self._shard = shard
-        if self.active:
-            self._pending.extend(zip(itertools.repeat(shard), records, shard_lines, strict=False))
-            if len(self._pending) >= self._chunk_records:
-                self.flush()
-
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        texts: list[str] = []
-        for _, _, line in self._pending:
-            fields = orjson.loads(line)
-            texts += (fields["instruction"], fields["output"])
-        by_text = self.eval_set.shared(texts)
-        shared = np.logical_or(by_text[0::2], by_text[1::2])  # instruction or output
-        shards = np.array([shard for shard, _, _ in self._pending], dtype=np.int64)
-        records = np.array([record for _, record, _ in self._pending], dtype=INDEX)
-        self._found.write(records[shared].tobytes())
-        self.counts += np.bincount(shards[shared], minlength=len(self.counts))
-        self._pending = []
-
-    def indices(self, shard: int) -> Iterator[np.ndarray]:
-        """The merged indices of the contaminated records of shard number ``shard``, INDEX_CHUNK at a time, in the
-        order they were added; after flush()."""
-        self._found.flush()
-        start, stop = int(self.counts[:shard].sum()), int(self.counts[:shard + 1].sum())
-        for at in range(start, stop, INDEX_CHUNK):
-            count = min(INDEX_CHUNK, stop - at)
-            yield np.frombuffer(os.pread(self._found.fileno(), count * INDEX.itemsize, at * INDEX.itemsize),
-                                dtype=INDEX)
-
-    def close(self) -> None:
-        self._found.close()

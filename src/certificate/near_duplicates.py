@@ -192,3 +192,29 @@ def _shared_key_pairs(rows: np.ndarray) -> Iterator[np.ndarray]:
         # Keys of different bands may collide (their hash mixes in the band number weakly): a pair shares a band.
         yield pairs[(pairs["first"] < pairs["second"]) & (rows["band"][firsts] == pairs["band"])]
         start = stop
+
+
+class NearDuplicateFilter:
+    """TEMPORARY adapter over NearDuplicateIndex until the DuckDB version lands: per prompt, whether to keep it (no
+    earlier kept prompt is a near-duplicate of it)."""
+
+    def __init__(self, params: NearDuplicateParams) -> None:
+        self.params = params
+        self._index = NearDuplicateIndex(params)
+        self._kept = 0
+
+    def keep(self, prompts: Sequence[str]) -> np.ndarray:
+        keep = np.ones(len(prompts), dtype=bool)
+        for number, row in enumerate(signatures(prompts, self.params)):
+            if self._index.similar_to(row) is not None:
+                keep[number] = False
+                continue
+            self._index.add([self._kept], row.reshape(1, -1))
+            self._kept += 1
+        return keep
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._index.close()

@@ -1,33 +1,47 @@
 """Scratch tables for per-record work larger than memory: an in-process DuckDB database whose grouping, sorting and
 joins spill to a private temporary directory past a fixed memory limit, so a stage's memory stays flat at any size.
 
-Tables are filled from numpy arrays (DuckDB scans a dict of arrays by name) and read back as numpy arrays or pandas
-DataFrames; nothing outlives the with block.
+Queries are written to spill: aggregates, and windows over one sort order (a window partitioned by key keeps whole
+partitions in memory). Tables are filled from numpy columns (insert()) and read back as pandas DataFrames; nothing
+outlives the with block.
 """
 from __future__ import annotations
 
-import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import duckdb
+import numpy as np
 
-# DuckDB's own buffers; the stage adds its imports (numpy, pandas, DuckDB: about 100 MiB) and its blocks in flight.
-MEMORY_LIMIT = "64MB"
+from src.core.errors import DatasetError
+
+# DuckDB's own buffers, on one thread: each thread's operators hold buffers of their own, and with one thread the
+# queries here spill within this limit at 10 million records (measured; at 16 MB the larger ones fail).
+MEMORY_LIMIT = "32MB"
 
 
 @contextmanager
 def scratch_database() -> Iterator[duckdb.DuckDBPyConnection]:
-    """A new in-memory DuckDB database limited to MEMORY_LIMIT, spilling to a temporary directory, one thread per
-    core this process may use; closed, and its directory removed, when the with block ends."""
+    """A new in-memory DuckDB database limited to MEMORY_LIMIT, spilling to a temporary directory; closed, and its
+    directory removed, when the with block ends."""
     with tempfile.TemporaryDirectory(prefix="scratch-") as directory:
-        database = duckdb.connect(config={
-            "memory_limit": MEMORY_LIMIT, "temp_directory": directory, "threads": len(os.sched_getaffinity(0)),
-            # Results are ordered by ORDER BY where order matters; insertion order costs memory when spilling.
-            "preserve_insertion_order": False,
-        })
+        database = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": 1, "temp_directory": directory,
+                                          # results are ordered by ORDER BY where order matters
+                                          "preserve_insertion_order": False})
         try:
             yield database
+        except duckdb.OutOfMemoryException as error:
+            raise DatasetError(f"the scratch database needed more than its {MEMORY_LIMIT} of memory ({error}); "
+                               "please report this, with the number of records") from None
         finally:
             database.close()
+
+
+def insert(database: duckdb.DuckDBPyConnection, table: str, columns: Mapping[str, np.ndarray]) -> None:
+    """Append rows given as named numpy columns (of equal length) to ``table``, matching its columns by name."""
+    database.register("new_rows", columns)
+    try:
+        database.execute(f"INSERT INTO {table} BY NAME SELECT * FROM new_rows")
+    finally:
+        database.unregister("new_rows")

@@ -1,21 +1,28 @@
-"""Record statistics by group (one group for the merged data, one per shard for a split), accumulated over
-fixed-size chunks with numpy, so memory stays flat however many records there are.
-
-numpy rather than pandas: importing pandas alone takes about 100 MB of resident memory, most of a stage's
-budget, for sums that numpy does as well.
+"""Record statistics by group (the merged data as one group, each shard of a split as one): records, records with
+an input, characters of each text field, category counts and record length bins. DuckDB counts them from a
+per-record table (src/core/scratch.py: flat memory at any size); pandas shapes them.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
 
+import duckdb
 import numpy as np
+import pandas as pd
 
 from src.core.schema import CATEGORIES
 
 TEXT_FIELDS = ("instruction", "input", "output")
-CHUNK_RECORDS = 10_000
 # Lower edges of the record length bins (characters of instruction, input and output together).
 LENGTH_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200, 6400)
+# The columns of a per-record table these statistics read, as CREATE TABLE writes them.
+STATS_COLUMNS = "category UTINYINT, " + ", ".join(f"chars_{field} UINTEGER" for field in TEXT_FIELDS)
+
+
+def stats_columns(rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The STATS_COLUMNS of record index rows (src/records/index.py), for an INSERT ... BY NAME."""
+    return {"category": rows["category"], **{f"chars_{field}": rows["chars"][:, number]
+                                             for number, field in enumerate(TEXT_FIELDS)}}
 
 
 def length_label(number: int) -> str:
@@ -23,56 +30,29 @@ def length_label(number: int) -> str:
     return f"{start}+" if number == len(LENGTH_BINS) - 1 else f"{start}-{LENGTH_BINS[number + 1] - 1}"
 
 
-class RecordStats:
-    """Per group: records, category counts, characters per text field, records with input, length bins."""
+def group_stats(database: duckdb.DuckDBPyConnection, table: str, group: str, groups: int) -> pd.DataFrame:
+    """One row per group 0 .. groups - 1 (``group``: an expression of ``table``'s columns): records, with_input,
+    chars_<field> (sums), a column per category (its name) and per length bin (length_label()); zeros for a group
+    with no records."""
+    total = " + ".join(f"chars_{field}" for field in TEXT_FIELDS)
+    bins = [*LENGTH_BINS, None]
+    counts = [*(f'count(*) FILTER (category = {code}) AS "{name}"' for code, name in enumerate(CATEGORIES)),
+              *(f'count(*) FILTER ({total} >= {start}' + (f" AND {total} < {stop}" if stop else "")
+                + f') AS "{length_label(number)}"' for number, (start, stop) in enumerate(itertools.pairwise(bins)))]
+    frame = database.sql(
+        f"SELECT {group} AS grp, count(*) AS records, count(*) FILTER (chars_input > 0) AS with_input, "
+        + ", ".join(f"sum(chars_{field})::BIGINT AS chars_{field}" for field in TEXT_FIELDS)
+        + f", {', '.join(counts)} FROM {table} GROUP BY grp").df()
+    return frame.set_index("grp").reindex(range(groups), fill_value=0).astype("int64")
 
-    def __init__(self, groups: int = 1) -> None:
-        self._pending: list[tuple[int, np.ndarray, np.ndarray]] = []
-        self._pending_records = 0
-        self.categories = np.zeros((groups, len(CATEGORIES)), dtype=np.int64)
-        self.chars = np.zeros((groups, len(TEXT_FIELDS)), dtype=np.int64)
-        self.with_input = np.zeros(groups, dtype=np.int64)
-        self.lengths = np.zeros((groups, len(LENGTH_BINS)), dtype=np.int64)
 
-    def add(self, categories: Sequence[int] | np.ndarray, chars: Sequence[Sequence[int]] | np.ndarray,
-            group: int = 0) -> None:
-        """Count records of group ``group``: their ``categories`` (src/core/schema.py CATEGORY_CODES) and the characters
-        of their instruction, input and output (``chars``, three per record)."""
-        codes = np.asarray(categories, dtype=np.int64)
-        self._pending.append((group, codes, np.asarray(chars, dtype=np.int64).reshape(len(codes), len(TEXT_FIELDS))))
-        self._pending_records += len(codes)
-        if self._pending_records >= CHUNK_RECORDS:
-            self.flush()
+def mean_chars(stats: pd.Series) -> dict[str, float]:
+    """Mean characters of each text field in one group's row of group_stats()."""
+    records = int(stats["records"])
+    return {field: round(int(stats[f"chars_{field}"]) / records, 2) if records else 0.0 for field in TEXT_FIELDS}
 
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        groups = np.concatenate([np.full(len(codes), group, dtype=np.int64) for group, codes, _ in self._pending])
-        codes = np.concatenate([codes for _, codes, _ in self._pending])
-        chars = np.concatenate([chars for _, _, chars in self._pending])
-        self._pending, self._pending_records = [], 0
-        count = len(self.with_input)
-        self.categories += np.bincount(groups * len(CATEGORIES) + codes,
-                                       minlength=count * len(CATEGORIES)).reshape(count, -1)
-        for field in range(len(TEXT_FIELDS)):
-            self.chars[:, field] += np.bincount(groups, weights=chars[:, field], minlength=count).astype(np.int64)
-        self.with_input += np.bincount(groups[chars[:, 1] > 0], minlength=count)
-        bins = np.searchsorted(LENGTH_BINS, chars.sum(axis=1), side="right") - 1
-        self.lengths += np.bincount(groups * len(LENGTH_BINS) + bins,
-                                    minlength=count * len(LENGTH_BINS)).reshape(count, -1)
 
-    def mean_chars(self, group: int = 0) -> dict[str, float]:
-        self.flush()
-        records = int(self.categories[group].sum())
-        return {field: round(int(self.chars[group, n]) / records, 2) if records else 0.0
-                for n, field in enumerate(TEXT_FIELDS)}
-
-    def summary(self, group: int = 0) -> dict:
-        """The metrics of one group."""
-        self.flush()
-        return {
-            "records": int(self.categories[group].sum()),
-            "with_input": int(self.with_input[group]),
-            "categories": {category: int(self.categories[group, n]) for n, category in enumerate(CATEGORIES)},
-            "mean_chars": self.mean_chars(group),
-        }
+def summary(stats: pd.Series) -> dict:
+    """The metrics of one group's row of group_stats()."""
+    return {"records": int(stats["records"]), "with_input": int(stats["with_input"]),
+            "categories": {category: int(stats[category]) for category in CATEGORIES}, "mean_chars": mean_chars(stats)}

@@ -7,7 +7,9 @@ evaluation files checked (name, path, sha256).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+
+import pandas as pd
 
 from src.core.config import CardParams, SplitParams
 from src.core.errors import DatasetError
@@ -63,27 +65,25 @@ def _certificate(headline: Mapping[str, object], eval_files: Mapping[str, Mappin
     return [*lines, ""]
 
 
-def render_card(card: CardParams, split: SplitParams, provenance: Mapping[str, object],
-                shards: Sequence[Mapping[str, object]], categories: Sequence[Mapping[str, object]],
-                file_name: str, placeholder: str, headline: Mapping[str, object],
+def render_card(card: CardParams, split: SplitParams, provenance: Mapping[str, object], shards: pd.DataFrame,
+                categories: pd.DataFrame, file_name: str, placeholder: str, headline: Mapping[str, object],
                 eval_files: Mapping[str, Mapping[str, object]], ngram: int) -> str:
-    """README.md text for the shard directory. ``shards`` and ``categories`` are the split's per-shard tables,
-    ``headline`` its metrics; ``eval_files`` what was read of each evaluation file, whose n-grams have ``ngram``
-    characters."""
+    """README.md text for the shard directory. ``shards`` and ``categories`` are the split's per-shard tables
+    (src/sharding/tables.py), ``headline`` its metrics; ``eval_files`` what was read of each evaluation file, whose
+    n-grams have ``ngram`` characters."""
     sources: Mapping[str, Mapping[str, object]] = provenance["sources"]  # type: ignore[assignment]
     license_id = card_license(card, sources)
     # The header, written line by line (a YAML dump of 1,024 configs takes a noticeable part of a second);
     # strings are JSON-quoted, which YAML reads as they are.
     header = [f"license: {license_id}", "language:", "- ja", "task_categories:", "- text-generation",
               f"pretty_name: {_quoted(card.pretty_name)}", "configs:"]
-    for shard in shards:
-        name = str(shard["shard"])
+    for name in shards["shard"]:
         header += [f"- config_name: {_quoted(name)}", "  data_files:", "  - split: train",
                    f"    path: {_quoted(file_name.replace(placeholder, name))}"]
-    counts = {(row["shard"], row["category"]): row["records"] for row in categories}
+    counts = categories.pivot(index="shard", columns="category", values="records")[list(CATEGORIES)]
     lines = ["---", *header, "---", "",
              f"# {card.pretty_name}", "",
-             f"{sum(int(str(shard['records'])) for shard in shards):,} Japanese instruction records in "
+             f"{int(shards['records'].sum()):,} Japanese instruction records in "
              f"{len(shards)} JSON Lines shards. Each line is exactly Python's `json.dumps({{\"instruction\", "
              "\"input\", \"output\"}, ensure_ascii=False)` then a newline; load one shard with "
              "`datasets.load_dataset(\"json\", data_files=...)` or by its config name.", "",
@@ -105,8 +105,8 @@ def render_card(card: CardParams, split: SplitParams, provenance: Mapping[str, o
               "## Shards", "",
               "| shard | range | records | md5 | " + " | ".join(CATEGORIES) + " |",
               "| --- | --- | --- | --- | " + " | ".join("---" for _ in CATEGORIES) + " |"]
-    for shard in shards:
-        lines.append(f"| {shard['shard']} | [{shard['start']}, {shard['stop']}) | {shard['records']} | "
-                     f"`{shard['md5']}` | " + " | ".join(str(counts[(shard["shard"], c)]) for c in CATEGORIES) + " |")
+    for shard in shards.itertuples():
+        lines.append(f"| {shard.shard} | [{shard.start}, {shard.stop}) | {shard.records} | `{shard.md5}` | "
+                     + " | ".join(map(str, counts.loc[shard.shard])) + " |")
     lines += ["", *_certificate(headline, eval_files, ngram)]
     return "\n".join(lines)

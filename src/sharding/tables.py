@@ -1,33 +1,36 @@
-"""Statistics of a sharding: a few headline metrics that mean the same whatever the shard count, and per-shard
-detail tables (sizes, category shares, length histograms, leakage between shards, contamination) that dvc.yaml
-draws as plots; the last two, with their example and contaminated record indices, are the leakage and
-contamination certificate.
-
-Counts accumulate per shard in src/records/stats.py, prompts in src/certificate/leakage.py's on-disk tables,
-contaminated record indices in src/certificate/contamination.py. Memory stays flat however many records and shards
-there are.
+"""What a split reports: one row per record written to a shard, kept in a DuckDB table as the shards are written;
+from it, the per-shard tables (sizes, category shares, length histograms: pandas) and the leakage and contamination
+certificate (src/certificate/), and the headline metrics, which mean the same whatever the shard count.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
-from typing import Self
 
+import duckdb
 import numpy as np
+import pandas as pd
 
-from src.certificate.contamination import ContaminationTally, EvalSet
-from src.certificate.leakage import LeakageTally, leakage_rows
+from src.certificate.contamination import EvalSet
+from src.certificate.leakage import PromptReader, leakage_rows, summarise_leakage
 from src.core.config import NearDuplicateParams
 from src.core.schema import CATEGORIES
+from src.core.scratch import insert
 from src.output.files import IntegerChunks
-from src.records.lines import read_prompts
-from src.records.stats import LENGTH_BINS, RecordStats, length_label
+from src.records.stats import (
+    LENGTH_BINS,
+    STATS_COLUMNS,
+    TEXT_FIELDS,
+    group_stats,
+    length_label,
+    mean_chars,
+    stats_columns,
+)
+from src.sharding.writer import ShardPiece
 
-# Records whose texts are hashed at a time (contamination): n-gram hashing holds about 24 bytes per character of
-# the chunk, so a chunk this size keeps the split's peak memory low and flat.
-TEXT_CHUNK_RECORDS = 512
+TABLE = "shard_records"
+INDEX_BATCH = 32  # DuckDB vectors (2,048 rows each) of contaminated indices fetched at a time
 
 
 @dataclass(frozen=True)
@@ -42,99 +45,74 @@ class ShardFile:
     md5: str
 
 
-@dataclass(frozen=True)
-class Summary:
-    """What the split reports: detail tables by name and the headline metrics. The contamination table's indices
-    are read from the ShardTally when the table is written (write_json_rows()), so before the tally is closed."""
+class ShardRecords:
+    """The records written to each shard, one row each in table TABLE of ``database``: laid-out position, merged
+    index, shard, byte offset, prompt digest, category, characters, and whether it shares text with ``eval_set``."""
 
-    tables: dict[str, list[dict]]
-    headline: dict[str, int | float]
+    def __init__(self, database: duckdb.DuckDBPyConnection, eval_set: EvalSet) -> None:
+        self.database, self.eval_set = database, eval_set
+        database.execute(f'CREATE TABLE {TABLE} (position BIGINT, record BIGINT, shard INTEGER, "offset" UBIGINT, '
+                         f"prompt_hi UBIGINT, prompt_lo UBIGINT, {STATS_COLUMNS}, contaminated BOOLEAN)")
 
+    def add(self, piece: ShardPiece) -> None:
+        rows = piece.rows
+        columns = {"position": np.arange(piece.position, piece.position + len(rows)), "record": piece.records,
+                   "shard": np.full(len(rows), piece.shard, dtype=np.int32), "offset": rows["offset"],
+                   "prompt_hi": rows["prompt"][:, 0], "prompt_lo": rows["prompt"][:, 1], **stats_columns(rows),
+                   "contaminated": self.eval_set.contaminated(piece.lines)}
+        insert(self.database, TABLE, columns)
 
-class ShardTally:
-    """Per-shard statistics, prompts and contamination of the records as they are written."""
-
-    def __init__(self, shard_count: int, merged: Path, records: int,
-                 near_duplicates: NearDuplicateParams | None = None, eval_set: EvalSet | None = None) -> None:
-        """``merged``: the merged file (prompts are read back from it); ``records``: about how many it holds."""
-        self.stats = RecordStats(shard_count)
-        self.leakage = LeakageTally(near_duplicates or NearDuplicateParams(), partial(read_prompts, merged), records)
-        self.contamination = ContaminationTally(eval_set or EvalSet.none(), shard_count, TEXT_CHUNK_RECORDS)
-
-    def add(self, shard: int, records: np.ndarray, rows: np.ndarray, shard_lines: bytes) -> None:
-        """Count merged records ``records`` of shard number ``shard`` (0-based): their record index ``rows``
-        (src/records/index.py) and their shard lines, one after another."""
-        self.stats.add(rows["category"], rows["chars"], shard)
-        self.leakage.add(shard, records, rows["offset"], rows["prompt"])
-        if self.contamination.active:
-            self.contamination.add(shard, records.tolist(), shard_lines.split(b"\n")[:-1])
-
-    def close(self) -> None:
-        self.leakage.close()
-        self.contamination.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def summary(self, shard_files: Callable[[], Sequence[ShardFile]]) -> Summary:
-        """``shard_files`` is called once the leakage is summarised (the slow part), so what it waits for (the split's
-        hashing of the shards) runs meanwhile."""
-        pairs = self.leakage.pairs()
-        files = shard_files()
-        tables = self.tables(files)
+    def tables(self, files: Sequence[ShardFile], near_duplicates: NearDuplicateParams,
+               read_prompts: PromptReader) -> tuple[dict[str, pd.DataFrame | list[dict]], dict[str, int | float]]:
+        """The detail tables by name (the per-shard ones as DataFrames, the certificate's as rows), and the
+        headline metrics."""
         names = [shard.name for shard in files]
-        tables["leakage"] = leakage_rows(pairs, names)
-        self.contamination.flush()
-        contaminated = self.contamination.counts.tolist()
-        tables["contamination"] = [{"shard": name, "records": shard.records, "contaminated": count,
-                                    "indices": IntegerChunks(partial(self.contamination.indices, number))}
-                                   for number, (name, shard, count) in enumerate(zip(names, files, contaminated,
-                                                                                     strict=True))]
-        headline = {**self.headline(files, tables["categories"]),
-                    "near_duplicate_pairs": sum(counts.near_duplicate_pairs for counts in pairs.values()),
-                    "contaminated_records": sum(contaminated)}
-        return Summary(tables, headline)
+        stats = group_stats(self.database, TABLE, "shard", len(files))
+        sizes = pd.DataFrame([shard.__dict__ for shard in files]).rename(columns={"name": "shard"})
+        shards = sizes[["shard", "records", "bytes", "md5", "start", "stop"]].assign(
+            with_input=stats["with_input"].to_numpy(),
+            **{f"mean_chars_{field}": [mean_chars(row)[field] for _, row in stats.iterrows()] for field in TEXT_FIELDS})
+        counts = stats[list(CATEGORIES)]
+        share = (100 * counts).div(sizes["records"].clip(lower=1).to_numpy(), axis=0)
+        whole_share = 100 * counts.sum() / max(int(counts.to_numpy().sum()), 1)
+        categories = pd.DataFrame({
+            "shard": np.repeat(names, len(CATEGORIES)), "category": np.tile(CATEGORIES, len(names)),
+            "records": counts.to_numpy().ravel(), "share": share.to_numpy().ravel(),
+            "whole_share": np.tile(whole_share.to_numpy(), len(names)),
+            "deviation": (share - whole_share).to_numpy().ravel()})
+        rounded = ["share", "whole_share", "deviation"]
+        categories[rounded] = categories[rounded].map(lambda value: round(value, 2))  # Python's: numpy's may differ
+        lengths = pd.DataFrame({
+            "shard": np.repeat(names, len(LENGTH_BINS)), "bin_start": np.tile(LENGTH_BINS, len(names)),
+            "chars": np.tile([length_label(number) for number in range(len(LENGTH_BINS))], len(names)),
+            "records": stats[[length_label(number) for number in range(len(LENGTH_BINS))]].to_numpy().ravel()})
+        contaminated = self.database.sql(f"SELECT shard, count(*) AS contaminated FROM {TABLE} WHERE contaminated "
+                                         "GROUP BY shard").df().set_index("shard")["contaminated"]
+        contaminated = contaminated.reindex(range(len(files)), fill_value=0)
+        leakage = summarise_leakage(self.database, TABLE, near_duplicates, read_prompts)
+        tables = {"shards": shards, "categories": categories, "lengths": lengths,
+                  "leakage": leakage_rows(leakage.pairs, names),
+                  "contamination": [{"shard": name, "records": shard.records, "contaminated": int(count),
+                                     "indices": IntegerChunks(partial(self._contaminated, number))}
+                                    for number, (name, shard, count) in enumerate(zip(names, files, contaminated,
+                                                                                      strict=True))]}
+        headline = {"shards": len(files), "records_min": int(sizes["records"].min()),
+                    "records_max": int(sizes["records"].max()), "bytes_min": int(sizes["bytes"].min()),
+                    "bytes_max": int(sizes["bytes"].max()),
+                    "category_deviation_max": round(float(categories["deviation"].abs().max()), 2),
+                    "cross_shard_duplicates": leakage.cross_shard_duplicates,
+                    "near_duplicate_pairs": sum(counts.near_duplicate_pairs for counts in leakage.pairs.values()),
+                    "contaminated_records": int(contaminated.sum())}
+        return tables, headline
 
-    def tables(self, files: Sequence[ShardFile]) -> dict[str, list[dict]]:
-        """The per-shard detail: "shards", "categories" and "lengths" rows, in shard order."""
-        stats = self.stats
-        stats.flush()
-        whole = stats.categories.sum(axis=0)
-        total = max(int(whole.sum()), 1)
-        shards: list[dict] = []
-        categories: list[dict] = []
-        lengths: list[dict] = []
-        for number, shard in enumerate(files):
-            records = max(shard.records, 1)
-            mean = {f"mean_chars_{field}": value for field, value in stats.mean_chars(number).items()}
-            shards.append({"shard": shard.name, "records": shard.records, "bytes": shard.bytes, "md5": shard.md5,
-                           "start": shard.start, "stop": shard.stop,
-                           "with_input": int(stats.with_input[number]), **mean})
-            for code, category in enumerate(CATEGORIES):
-                share = 100 * int(stats.categories[number, code]) / records
-                whole_share = 100 * int(whole[code]) / total
-                categories.append({"shard": shard.name, "category": category,
-                                   "records": int(stats.categories[number, code]), "share": round(share, 2),
-                                   "whole_share": round(whole_share, 2),
-                                   "deviation": round(share - whole_share, 2)})
-            lengths.extend({"shard": shard.name, "bin_start": LENGTH_BINS[bin_number],
-                            "chars": length_label(bin_number), "records": int(stats.lengths[number, bin_number])}
-                           for bin_number in range(len(LENGTH_BINS)))
-        return {"shards": shards, "categories": categories, "lengths": lengths}
+    def _contaminated(self, shard: int) -> Iterator[np.ndarray]:
+        """The merged indices of the contaminated records of shard ``shard``, in laid-out order, a batch at a time."""
+        result = self.database.cursor().execute(
+            f"SELECT record FROM {TABLE} WHERE shard = ? AND contaminated ORDER BY position", [shard])
+        while len(batch := result.fetch_df_chunk(INDEX_BATCH)):
+            yield batch["record"].to_numpy()
 
-    def headline(self, files: Sequence[ShardFile], categories: Sequence[dict]) -> dict[str, int | float]:
-        """The metrics `dvc exp show` and `dvc metrics diff` compare across shardings of any count; ``categories``
-        is the categories table of tables()."""
-        deviations = [abs(row["deviation"]) for row in categories]
-        return {
-            "shards": len(files),
-            "records_min": min(shard.records for shard in files),
-            "records_max": max(shard.records for shard in files),
-            "bytes_min": min(shard.bytes for shard in files),
-            "bytes_max": max(shard.bytes for shard in files),
-            "category_deviation_max": round(max(deviations), 2),
-            "cross_shard_duplicates": self.leakage.cross_shard_duplicates(),
-        }
+
+def rows_of(table: pd.DataFrame | list[dict]) -> list[dict]:
+    """A table's rows as plain dicts (Python's numbers), for write_json_rows()."""
+    return table.to_dict("records") if isinstance(table, pd.DataFrame) else table

@@ -12,7 +12,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol, Self
 
@@ -21,11 +21,11 @@ import orjson
 
 from src.core.errors import DatasetError
 from src.core.schema import CATEGORIES, FIELDS
-from src.core.spill import DIGEST_ROW, MAX_PARTITIONS, PARTITION_RECORDS, SpillPartitions, repeated
+from src.core.scratch import insert, scratch_database
 
 NON_EMPTY_FIELDS = ("instruction", "output")
 CHUNK_BYTES = 1 << 20
-INDEX_CHECK_RECORDS = 1 << 16  # indexes spilled at a time (each spill writes to every partition)
+INDEX_CHECK_RECORDS = 1 << 16  # index digests added to the duplicate-index check's table at a time
 # A record larger than this is reported instead of read on (bounds memory on garbage input).
 MAX_RECORD_CHARS = 16 << 20
 
@@ -412,68 +412,46 @@ def read_values(stream: SourceFile, name: str, json_lines: bool,
     return reader(stream if digest is None else _Digesting(stream, digest), name)
 
 
-# A spilled index: the 16-byte digest of its UTF-8 bytes (two words), and the number of its record (from 1).
-_INDEX_ROW = np.dtype([("high", "<u8"), ("low", "<u8"), ("record", "<i8")])
-
-
 def index_digest(index: str) -> bytes:
     """What the duplicate-index check keeps of an index: 16 bytes of its UTF-8's sha256."""
     return hashlib.sha256(index.encode("utf-8")).digest()[:16]
 
 
 class _IndexRepeats:
-    """The indexes of a source with their record numbers, spilled to disk once there are more than
-    INDEX_CHECK_RECORDS; which record first repeats an index is found after the pass, by sorting (one partition at a
-    time): no lookup per record (an on-disk set took a third of the raw stage's time)."""
+    """The index digests of a source with their record numbers, in a DuckDB table (src/core/scratch.py) filled
+    INDEX_CHECK_RECORDS at a time; which record first repeats an index is asked once, after the pass: no lookup per
+    record (an on-disk set took a third of the raw stage's time)."""
 
     def __init__(self) -> None:
-        self._spill: SpillPartitions | None = None  # made at the first spill: a small source never needs its files
-        self._pending = bytearray()  # digests not yet spilled, 16 bytes each
+        self._scratch = ExitStack()
+        self._database = self._scratch.enter_context(scratch_database())
+        self._database.execute("CREATE TABLE indexes (high UBIGINT, low UBIGINT, record BIGINT)")
+        self._pending = bytearray()  # digests not yet in the table, 16 bytes each
         self._added = 0
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._spill is not None:
-            self._spill.close()
+    def close(self) -> None:
+        self._scratch.close()
 
     def add_digests(self, digests: bytes) -> None:
         """Add the index_digest()s of the next records, joined."""
         self._pending += digests
-        if len(self._pending) >= INDEX_CHECK_RECORDS * DIGEST_ROW.itemsize:
-            if self._spill is None:
-                # A source's size is not known ahead: as many partitions as may be needed.
-                self._spill = SpillPartitions(_INDEX_ROW, MAX_PARTITIONS * PARTITION_RECORDS)
-            rows = self._take_pending()
-            self._spill.add(rows, rows["high"])
+        if len(self._pending) >= INDEX_CHECK_RECORDS * 16:
+            self._flush()
 
-    def _take_pending(self) -> np.ndarray:
-        words = np.frombuffer(self._pending, dtype=DIGEST_ROW)
-        rows = np.empty(len(words), dtype=_INDEX_ROW)
-        rows["high"], rows["low"] = words["high"], words["low"]
-        rows["record"] = np.arange(self._added + 1, self._added + len(words) + 1)
-        self._added += len(words)
-        del words  # a bytearray with a view on it cannot be resized
+    def _flush(self) -> None:
+        words = np.frombuffer(bytes(self._pending), dtype="<u8").reshape(-1, 2)
         self._pending.clear()
-        return rows
+        insert(self._database, "indexes", {"high": words[:, 0], "low": words[:, 1],
+                                           "record": np.arange(self._added + 1, self._added + len(words) + 1)})
+        self._added += len(words)
 
     def first_repeat(self) -> int | None:
-        """The number of the first record whose index an earlier record has; call once, after the last
-        add_digests()."""
-        rows = self._take_pending()
-        if self._spill is None:
-            partitions: Iterable[np.ndarray] = [rows]
-        else:
-            self._spill.add(rows, rows["high"])
-            partitions = self._spill.partitions()
-        firsts = []
-        for rows in partitions:
-            rows = rows[np.lexsort((rows["record"], rows["low"], rows["high"]))]
-            repeats = rows["record"][1:][repeated(rows)]
-            if len(repeats):
-                firsts.append(int(repeats.min()))
-        return min(firsts, default=None)
+        """The number (from 1) of the first record whose index an earlier record has; after the last add_digests()."""
+        self._flush()
+        (first,) = self._database.execute(  # one sort, which spills (a window partitioned by digest would not)
+            "SELECT min(record) FROM (SELECT record, lag(high) OVER w = high AND lag(low) OVER w = low AS again "
+            "FROM indexes WINDOW w AS (ORDER BY high, low, record)) WHERE again").fetchone() or (None,)
+        return first
 
 
 Values = Callable[[], Iterator[tuple[str, object]]]
@@ -493,11 +471,10 @@ class SourceCheck:
         self.count = 0
 
     def __enter__(self) -> Self:
-        self._indexes.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._indexes.__exit__(*exc)
+        self._indexes.close()
 
     def add(self, count: int, index_digests: bytes) -> None:
         """Count ``count`` more valid records, with their index_digest()s joined (b"" for a numbered source)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from src.certificate import contamination
-from src.certificate.contamination import ContaminationTally, EvalSet, item_texts, load_eval_set
+from src.certificate.contamination import EvalSet, item_texts, load_eval_set
 from src.core.config import ContaminationParams
 from src.core.errors import DatasetError
 from src.records.lines import shard_line
@@ -44,44 +44,19 @@ def test_a_text_is_contaminated_by_one_shared_n_gram(tmp_path: Path) -> None:
     assert eval_set.shared(texts).tolist() == [True, False, True, False, False]
 
 
-def test_records_are_flagged_by_instruction_or_output_per_shard(tmp_path: Path) -> None:
+def test_records_are_flagged_by_instruction_or_output(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(contamination, "TEXT_CHUNK_RECORDS", 3)  # hashed a few records at a time
     eval_set = load_eval_set(write_eval(tmp_path))
-    records = [(0, 0, {"instruction": QUESTION, "input": "", "output": "はい"}),
-               (0, 1, {"instruction": "別の質問", "input": QUESTION, "output": "はい"}),  # input is not checked
-               (1, 2, {"instruction": "湖は？", "input": "", "output": ANSWER + "以上です。"}),
-               (1, 3, {"instruction": "山は？", "input": "", "output": "富士山"})]
-    tally = ContaminationTally(eval_set, 2, chunk_records=3)
-    for shard, record, fields in records:
-        tally.add(shard, [record], [shard_line(fields)])
-    tally.flush()
-    assert tally.counts.tolist() == [1, 1]
-    assert [[list(chunk) for chunk in tally.indices(shard)] for shard in (0, 1)] == [[[0]], [[2]]]
-    tally.close()
-
-
-def test_contaminated_indices_wait_on_disk_and_come_back_per_shard_a_chunk_at_a_time(tmp_path: Path,
-                                                                                    monkeypatch) -> None:
-    monkeypatch.setattr(contamination, "INDEX_CHUNK", 2)
-    eval_set = load_eval_set(write_eval(tmp_path))
-    tally = ContaminationTally(eval_set, 3, chunk_records=4)
-    for shard, records in ((0, [0, 1, 2]), (0, [3]), (2, [4, 5, 6, 7, 8])):  # shard 1 has none
-        tally.add(shard, records, [shard_line({"instruction": QUESTION if record != 5 else "別の質問",
-                                                "input": "", "output": "はい"}) for record in records])
-    tally.flush()
-    assert tally.counts.tolist() == [4, 0, 4]
-    assert [[chunk.tolist() for chunk in tally.indices(shard)] for shard in range(3)] == [
-        [[0, 1], [2, 3]], [], [[4, 6], [7, 8]]]
-    with pytest.raises(ValueError, match="shard 1 added after shard 2: shards come in order"):
-        tally.add(1, [9], [shard_line({"instruction": QUESTION, "input": "", "output": "はい"})])
-    tally.close()
+    records = [{"instruction": QUESTION, "input": "", "output": "はい"},
+               {"instruction": "別の質問", "input": QUESTION, "output": "はい"},  # input is not checked
+               {"instruction": "湖は？", "input": "", "output": ANSWER + "以上です。"},
+               {"instruction": "山は？", "input": "", "output": "富士山"}]
+    assert eval_set.contaminated(b"".join(map(shard_line, records))).tolist() == [True, False, True, False]
 
 
 def test_without_eval_files_nothing_is_read_or_flagged() -> None:
-    tally = ContaminationTally(EvalSet.none(), 1, chunk_records=1)
-    tally.add(0, [0], [shard_line({"instruction": QUESTION, "input": "", "output": QUESTION})])
-    tally.flush()
-    assert tally.counts.tolist() == [0] and list(tally.indices(0)) == []
-    tally.close()
+    lines = shard_line({"instruction": QUESTION, "input": "", "output": QUESTION}) * 2
+    assert EvalSet.none().contaminated(lines).tolist() == [False, False]
 
 
 @pytest.mark.parametrize("content, message", [

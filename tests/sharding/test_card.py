@@ -1,6 +1,7 @@
 """The dataset card: its license follows the sources (share-alike is required), its header lists every shard."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -51,8 +52,8 @@ def test_the_header_lists_each_shard_as_a_config_with_its_file() -> None:
     provenance = {"sources": {"dolly": {**SA, "path": "d.json", "sha256": "ab", "records": 5, "kept": 5}},
                   "merge": {"drop_duplicates": False}}
     headline = {"cross_shard_duplicates": 4, "near_duplicate_pairs": 9, "contaminated_records": 2}
-    text = render_card(CardParams("A title"), split, provenance, shards, categories, "x-{shard}.jsonl", "{shard}",
-                       headline, {}, 13)
+    text = render_card(CardParams("A title"), split, provenance, pd.DataFrame(shards), pd.DataFrame(categories),
+                       "x-{shard}.jsonl", "{shard}", headline, {}, 13)
     header = yaml.safe_load(text.split("---\n")[1])
     assert header["license"] == "cc-by-sa-3.0" and header["pretty_name"] == "A title"
     assert header["configs"] == [{"config_name": "1_of_2", "data_files": [{"split": "train", "path": "x-1_of_2.jsonl"}]},
@@ -66,8 +67,8 @@ def test_the_header_lists_each_shard_as_a_config_with_its_file() -> None:
                          "- contamination: no evaluation files were named (`contamination.eval`)\n")
     assert "- merge: `drop_duplicates: false`, `drop_near_duplicates: false`" in text
     checked = {"quiz": {"path": "eval/quiz.jsonl", "sha256": "cd" * 32, "items": 2, "ngrams": 40}}
-    text = render_card(CardParams("A title"), split, provenance, shards, categories, "x-{shard}.jsonl", "{shard}",
-                       headline, checked, 13)
+    text = render_card(CardParams("A title"), split, provenance, pd.DataFrame(shards), pd.DataFrame(categories),
+                       "x-{shard}.jsonl", "{shard}", headline, checked, 13)
     assert text.endswith("- records whose instruction or output shares 13 characters in a row with an evaluation "
                          "file: 2\n\n"
                          "| evaluation file | path | sha256 | items | distinct 13-grams |\n"

@@ -1,0 +1,171 @@
+"""The merge: raw sources concatenated in order and renumbered, exact duplicates counted (and dropped when asked),
+near-duplicates of earlier kept records dropped when asked.
+
+Raw and merged record lines hold each record's shard line as it will be published (src/records/lines.py), and the
+raw stage's record indexes hold the digests of every record's prompt and shard line: the merge counts duplicates
+from those digests in DuckDB (src/core/scratch.py), copies bytes, and parses only the near-duplicate check's text.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import orjson
+
+from src.certificate.near_duplicates import NearDuplicateFilter, prompt_text
+from src.core.config import NearDuplicateParams
+from src.core.scratch import insert
+from src.output.files import atomic_file, write_behind
+from src.records.index import RecordIndex, RecordIndexWriter, line_lengths
+from src.records.lines import merged_head_start, prompt_bytes, prompt_fields
+from src.records.stats import STATS_COLUMNS, stats_columns
+
+CHUNK_RECORDS = 4096  # raw records read, checked and written at a time
+DIGEST_CHUNK_ROWS = 1 << 16  # raw record index rows read at a time for their digests
+MERGED = "merged_records"  # the table of the merged records' statistics columns
+# Per row of a table of digests, whether an earlier position has the same digest: one sort (which spills, where a
+# window partitioned by digest would not).
+AGAIN = ("SELECT position, lag({key}_hi) OVER w = {key}_hi AND lag({key}_lo) OVER w = {key}_lo AS again FROM {table} "
+         "WINDOW w AS (ORDER BY {key}_hi, {key}_lo, position)")
+
+
+@dataclass(frozen=True)
+class RawChunk:
+    """Raw records of one source, the first of them record ``first`` of all sources in order: their raw record lines
+    in ``block`` (line i is block[starts[i]:ends[i]]) and their record index rows."""
+
+    source: str
+    first: int
+    block: bytes | bytearray
+    starts: np.ndarray
+    ends: np.ndarray
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def nbytes(self) -> int:
+        return int((self.ends - self.starts).sum())
+
+    def kept(self, keep: np.ndarray) -> RawChunk:
+        """The records where ``keep`` (a boolean per record) is true."""
+        return RawChunk(self.source, self.first, self.block, self.starts[keep], self.ends[keep], self.rows[keep])
+
+
+@dataclass
+class DuplicateCounts:
+    exact: int = 0  # records whose instruction, input and output appeared before
+    same_prompt: int = 0  # records whose instruction and input appeared before (includes exact)
+    dropped: int = 0
+    near_dropped: int = 0  # records dropped as near-duplicates of an earlier kept record
+
+
+def raw_chunks(sources: Sequence[tuple[str, Path]]) -> Iterator[RawChunk]:
+    """The records of the raw files of ``sources`` (name, NAME.jsonl), in order, CHUNK_RECORDS at a time, read where
+    each file's record index (NAME.npy) says, each block checked against it."""
+    first = 0
+    for name, lines in sources:
+        with RecordIndex(lines.with_suffix(".npy"), stage="raw") as index:
+            for part in index.blocks(lines, CHUNK_RECORDS):
+                yield RawChunk(name, first + part.first, part.block, part.starts, part.ends, part.rows)
+            first += index.records
+
+
+def count_duplicates(database: duckdb.DuckDBPyConnection, indexes: Sequence[Path]) -> DuplicateCounts:
+    """Exact and same-prompt duplicates among the records of the raw record ``indexes``, in order; leaves their
+    digests in table raw_digests for repeats()."""
+    database.execute("CREATE TABLE raw_digests (position BIGINT, line_hi UBIGINT, line_lo UBIGINT, "
+                     "prompt_hi UBIGINT, prompt_lo UBIGINT)")
+    first = 0
+    for path in indexes:
+        with RecordIndex(path, stage="raw") as index:
+            for rows in index.chunks(DIGEST_CHUNK_ROWS):
+                digests = {"position": np.arange(first, first + len(rows)), "line_hi": rows["line"][:, 0],
+                           "line_lo": rows["line"][:, 1], "prompt_hi": rows["prompt"][:, 0],
+                           "prompt_lo": rows["prompt"][:, 1]}
+                insert(database, "raw_digests", digests)
+                first += len(rows)
+    exact, same_prompt = database.execute(
+        "SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT line_hi, line_lo FROM raw_digests)), "
+        "count(*) - (SELECT count(*) FROM (SELECT DISTINCT prompt_hi, prompt_lo FROM raw_digests)) "
+        "FROM raw_digests").fetchone() or (0, 0)
+    return DuplicateCounts(exact=exact, same_prompt=same_prompt)
+
+
+def without_repeats(chunks: Iterable[RawChunk], database: duckdb.DuckDBPyConnection) -> Iterator[RawChunk]:
+    """``chunks`` less every record whose shard line an earlier record has (table raw_digests of count_duplicates());
+    the repeats come from DuckDB in order, a batch at a time."""
+    # A cursor of its own: the records kept are inserted meanwhile, which would end a result of the connection's.
+    result = database.cursor().execute(f"SELECT position FROM ({AGAIN.format(table='raw_digests', key='line')}) "
+                                       "WHERE again ORDER BY position")
+    pending = np.zeros(0, dtype=np.int64)
+    for chunk in chunks:
+        end = chunk.first + len(chunk)
+        while (not len(pending) or pending[-1] < end) and len(batch := result.fetch_df_chunk(32)):
+            pending = np.concatenate([pending, batch["position"].to_numpy()])
+        repeats, pending = pending[pending < end], pending[pending >= end]
+        keep = np.ones(len(chunk), dtype=bool)
+        keep[repeats - chunk.first] = False
+        yield chunk.kept(keep)
+
+
+def without_near_duplicates(chunks: Iterable[RawChunk], params: NearDuplicateParams,
+                            counts: DuplicateCounts) -> Iterator[RawChunk]:
+    """``chunks`` less each near-duplicate of an earlier kept record, counted in ``counts``."""
+    with NearDuplicateFilter(params) as near_duplicates:
+        for chunk in chunks:
+            keep = near_duplicates.keep([prompt_text(prompt_fields(prompt_bytes(b"{" + line[head + 2:])))
+                                         for line, head in zip(_lines(chunk), chunk.rows["head"].tolist(),
+                                                               strict=True)])
+            counts.near_dropped += int(np.count_nonzero(~keep))
+            yield chunk.kept(keep)
+
+
+def _lines(chunk: RawChunk) -> list[bytes]:
+    return [bytes(chunk.block[start:end]) for start, end in zip(chunk.starts.tolist(), chunk.ends.tolist(),
+                                                                strict=True)]
+
+
+def write_merged(chunks: Iterable[RawChunk], merged: Path, record_index: Path,
+                 database: duckdb.DuckDBPyConnection) -> None:
+    """Write the kept raw records ``chunks``, renumbered from 0 in order, to the merged file and its record index;
+    their source and statistics columns go to table MERGED of ``database``."""
+    database.execute(f"CREATE TABLE {MERGED} (source VARCHAR, {STATS_COLUMNS})")
+    number = 0
+    with RecordIndexWriter(record_index) as index, atomic_file(merged) as file, write_behind(file) as stream:
+        for chunk in chunks:
+            source = orjson.dumps(chunk.source)
+            starts = chunk.starts.tolist()
+            heads = [merged_head_start(at, source) for at in range(number, number + len(starts))]
+            number += len(heads)
+            with memoryview(chunk.block) as view:
+                # Each merged line: its head's start, then the raw line after its "{".
+                block = b"".join([part for head, start, end in zip(heads, starts, chunk.ends.tolist(), strict=True)
+                                  for part in (head, view[start + 1:end])])
+            lengths = line_lengths(heads) + (chunk.ends - chunk.starts - 1)
+            stream.write(block)
+            rows = chunk.rows.copy()
+            rows["head"] = lengths - (chunk.ends - chunk.starts - rows["head"])  # the shard fields are the same
+            rows["offset"] = np.cumsum(lengths) - lengths
+            index.add(rows, len(block))
+            insert(database, MERGED, {"source": np.full(len(rows), chunk.source), **stats_columns(rows)})
+
+
+def merge_sources(database: duckdb.DuckDBPyConnection, files: Sequence[tuple[str, Path]], merged: Path,
+                  record_index: Path, drop_duplicates: bool, near_duplicates: NearDuplicateParams | None,
+                  progress: Callable[[Iterator[RawChunk]], Iterator[RawChunk]] = iter) -> DuplicateCounts:
+    """Merge the raw files of ``files`` (source name, NAME.jsonl) into ``merged`` and its ``record_index``, read
+    through ``progress``; with ``near_duplicates``, near-duplicates of earlier kept records are dropped. The kept
+    records' source and statistics columns are left in table MERGED."""
+    counts = count_duplicates(database, [path.with_suffix(".npy") for _, path in files])
+    chunks = progress(raw_chunks(files))
+    if drop_duplicates:
+        chunks, counts.dropped = without_repeats(chunks, database), counts.exact
+    if near_duplicates is not None:
+        chunks = without_near_duplicates(chunks, near_duplicates, counts)
+    write_merged(chunks, merged, record_index, database)
+    return counts
