@@ -9,6 +9,7 @@ import codecs
 import contextlib
 import itertools
 import json
+import os
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -78,6 +79,17 @@ def sharding(ranges: list[tuple[int, int]], order: list[int], allow_gaps: bool =
     shards = {f"shard{k + 1}": ranges[k][1] if stop_form else {"start": ranges[k][0], "stop": ranges[k][1]}
               for k in order}
     return {"count": len(ranges), "shards": shards, "allow_gaps": allow_gaps}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def without_fsync():
+    """These properties are about bytes, not durability (tests/output/test_files.py and tests/e2e/test_interruptions.py
+    check that): fsync and fdatasync, which every output file ends with, are skipped, or they would take most of the
+    time of thousands of examples."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "fsync", lambda fd: None)
+        patch.setattr(os, "fdatasync", lambda fd: None)
+        yield
 
 
 def contiguous_ranges(data: st.DataObject, records: int) -> list[tuple[int, int]]:

@@ -40,7 +40,7 @@ def scratch_database() -> Iterator[duckdb.DuckDBPyConnection]:
 
 def insert(database: duckdb.DuckDBPyConnection, table: str, columns: Mapping[str, np.ndarray]) -> None:
     """Append rows given as named numpy columns (of equal length) to ``table``, matching its columns by name."""
-    database.register("new_rows", columns)
+    database.register("new_rows", {name: np.ascontiguousarray(column) for name, column in columns.items()})
     try:
         database.execute(f"INSERT INTO {table} BY NAME SELECT * FROM new_rows")
     finally:
