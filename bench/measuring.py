@@ -28,15 +28,23 @@ class ProcessRecord:
     argv: tuple[str, ...]
     wall: float
     peak_kib: int  # its own peak RSS, or the sampled peak PSS of it with the workers it forked, if larger
+    module: str | None = None  # what it ran with `python3 -m` (src.raw), if it was run so
+    started: float = 0.0  # epoch seconds
 
     @property
     def is_dvc(self) -> bool:
+        if self.module is not None and (self.module == "dvc" or self.module.startswith("dvc.")):
+            return True
         program = Path(self.argv[0]) if self.argv else Path()
         return program.name == "dvc" or program.parent.name == "dvc"
 
     @property
     def name(self) -> str:
-        """`src.raw` for .../src/raw.py: the module a stage command ran."""
+        """The module a stage command ran, by its full dotted name whatever the folder layout: `src.raw` for
+        `python3 -m src.raw` (`src.records.index` for one in a subpackage); for a process not run with -m,
+        `src.raw` for a program .../src/raw.py."""
+        if self.module:
+            return self.module.removesuffix(".__main__")
         program = Path(self.argv[0]) if self.argv else Path("?")
         return f"{program.parent.name}.{program.stem}"
 
@@ -50,7 +58,8 @@ class Measurement:
 
     @property
     def stages(self) -> list[ProcessRecord]:
-        """The processes DVC ran for stages: every recorded Python process but DVC itself."""
+        """The processes DVC ran for stages, in the order they started: every recorded Python process but DVC
+        itself."""
         return [process for process in self.processes if not process.is_dvc]
 
 
@@ -75,13 +84,15 @@ class Series:
 
 
 def read_probe(probe_dir: Path, group_pss_kib: dict[int, int]) -> tuple[ProcessRecord, ...]:
+    """The probe's records, in the order the processes started."""
     records = []
-    for path in sorted(probe_dir.glob("*.json")):
+    for path in probe_dir.glob("*.json"):
         data = json.loads(path.read_text(encoding="utf-8"))
         pid = int(path.stem)
         records.append(ProcessRecord(pid, tuple(data["argv"]), data["wall"],
-                                     max(data["peak_kib"], group_pss_kib.get(pid, 0))))
-    return tuple(records)
+                                     max(data["peak_kib"], group_pss_kib.get(pid, 0)), data.get("module"),
+                                     data.get("started", 0.0)))
+    return tuple(sorted(records, key=lambda record: (record.started, record.pid)))
 
 
 def measure(command: Sequence[str], cwd: Path, env: dict[str, str], timeout: float, log_dir: Path,

@@ -1,7 +1,8 @@
 """Loaded by every Python process of a measured command (the benchmark puts a copy on PYTHONPATH).
 
-With BENCH_PROBE_DIR set, each process writes PID.json there when it exits: its argv, wall seconds
-and peak resident memory in KiB. That is how the benchmark tells the pipeline's stage processes
+With BENCH_PROBE_DIR set, each process writes PID.json there when it exits: its argv, the module it
+ran with `python3 -m` (None otherwise), when it started (epoch seconds), its wall seconds and peak
+resident memory in KiB. That is how the benchmark tells the pipeline's stage processes
 (`python3 -m src.…`) from DVC itself without knowing the stages. The peak is VmHWM of
 /proc/self/status, the high-water mark of this program alone: ru_maxrss would also carry the peak of
 the parent that started it (Linux keeps the old memory's peak across exec, and a vfork child's old
@@ -26,7 +27,7 @@ def _high_water_kib() -> int:
 
 
 def _install(directory: Path, profile: bool) -> None:
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     profiler = None
     if profile:
         import cProfile
@@ -38,8 +39,11 @@ def _install(directory: Path, profile: bool) -> None:
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(directory / f"{os.getpid()}.prof")
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
         (directory / f"{os.getpid()}.json").write_text(json.dumps({
             "argv": sys.argv,
+            "module": getattr(spec, "name", None),
+            "started": started_at,
             "wall": time.perf_counter() - started,
             "peak_kib": _high_water_kib(),
         }), encoding="utf-8")
