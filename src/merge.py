@@ -51,16 +51,18 @@ def main(argv: Sequence[str]) -> None:
         counts = merge_sources(database, files, Path(merged), Path(record_index), params.merge.drop_duplicates,
                                params.near_duplicates if params.merge.drop_near_duplicates else None,
                                partial(counted_chunks, bar=bar))
-        kept = database.sql(f"SELECT source, count(*) AS kept FROM {MERGED} GROUP BY source").df()
-        kept = kept.set_index("source")["kept"].reindex(list(sources), fill_value=0)
-        stats = summary(group_stats(database, MERGED, "0", 1).iloc[0])
+        kept = dict(database.execute(f"SELECT source, count(*) FROM {MERGED} GROUP BY source").fetchall())
+        whole = group_stats(database, MERGED, "0")
+        (row,) = whole.fetchall()
+        stats = summary(dict(zip(whole.columns, row, strict=True)))
+    # Sources are numbered in merge order; one that kept nothing has no row.
+    kept_by_name = {name: kept.get(number, 0) for number, name in enumerate(sources)}
     write_json(Path(provenance_out), {
-        "sources": {name: {**source, "kept": int(kept[name])} for name, source in sources.items()},
+        "sources": {name: {**source, "kept": kept_by_name[name]} for name, source in sources.items()},
         "merge": {"drop_duplicates": params.merge.drop_duplicates,
                   "drop_near_duplicates": params.merge.drop_near_duplicates},
     })
-    write_json(Path(metrics_out), {**stats, "sources": {name: int(count) for name, count in kept.items()},
-                                   "duplicates": counts.__dict__})
+    write_json(Path(metrics_out), {**stats, "sources": kept_by_name, "duplicates": counts.__dict__})
 
 
 if __name__ == "__main__":

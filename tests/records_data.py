@@ -37,7 +37,8 @@ def raw_chunk(source: str, records: Sequence[dict], first: int = 0) -> RawChunk:
 def write_merged_records(work: Path, records: Iterable[dict], source: str = "s") -> None:
     """merged.jsonl and its record index records.npy in ``work``, of ``records`` (one source, renumbered from 0)."""
     with scratch_database() as database:
-        write_merged([raw_chunk(source, list(records))], work / "merged.jsonl", work / "records.npy", database)
+        write_merged([raw_chunk(source, list(records))], work / "merged.jsonl", work / "records.npy", database,
+                     [source])
 
 
 def write_raw(directory: Path, sources: Sequence[tuple[str, Sequence[dict]]]) -> list[tuple[str, Path]]:

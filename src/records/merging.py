@@ -130,11 +130,12 @@ def _lines(chunk: RawChunk) -> list[bytes]:
                                                                 strict=True)]
 
 
-def write_merged(chunks: Iterable[RawChunk], merged: Path, record_index: Path,
-                 database: duckdb.DuckDBPyConnection) -> None:
+def write_merged(chunks: Iterable[RawChunk], merged: Path, record_index: Path, database: duckdb.DuckDBPyConnection,
+                 sources: Sequence[str]) -> None:
     """Write the kept raw records ``chunks``, renumbered from 0 in order, to the merged file and its record index;
-    their source and statistics columns go to table MERGED of ``database``."""
-    database.execute(f"CREATE TABLE {MERGED} (source VARCHAR, {STATS_COLUMNS})")
+    their source (its number in ``sources``: DuckDB reads numpy text slowly) and statistics columns go to table MERGED
+    of ``database``."""
+    database.execute(f"CREATE TABLE {MERGED} (source SMALLINT, {STATS_COLUMNS})")
     number = 0
     with RecordIndexWriter(record_index) as index, atomic_file(merged) as file, write_behind(file) as stream:
         for chunk in chunks:
@@ -152,7 +153,8 @@ def write_merged(chunks: Iterable[RawChunk], merged: Path, record_index: Path,
             rows["head"] = lengths - (chunk.ends - chunk.starts - rows["head"])  # the shard fields are the same
             rows["offset"] = np.cumsum(lengths) - lengths
             index.add(rows, len(block))
-            insert(database, MERGED, {"source": np.full(len(rows), chunk.source), **stats_columns(rows)})
+            insert(database, MERGED, {"source": np.full(len(rows), sources.index(chunk.source), dtype=np.int16),
+                                      **stats_columns(rows)})
 
 
 def merge_sources(database: duckdb.DuckDBPyConnection, files: Sequence[tuple[str, Path]], merged: Path,
@@ -160,12 +162,12 @@ def merge_sources(database: duckdb.DuckDBPyConnection, files: Sequence[tuple[str
                   progress: Callable[[Iterator[RawChunk]], Iterator[RawChunk]] = iter) -> DuplicateCounts:
     """Merge the raw files of ``files`` (source name, NAME.jsonl) into ``merged`` and its ``record_index``, read
     through ``progress``; with ``near_duplicates``, near-duplicates of earlier kept records are dropped. The kept
-    records' source and statistics columns are left in table MERGED."""
+    records' source numbers (their place in ``files``) and statistics columns are left in table MERGED."""
     counts = count_duplicates(database, [path.with_suffix(".npy") for _, path in files])
     chunks = progress(raw_chunks(files))
     if drop_duplicates:
         chunks, counts.dropped = without_repeats(chunks, database), counts.exact
     if near_duplicates is not None:
         chunks = without_near_duplicates(chunks, near_duplicates, counts)
-    write_merged(chunks, merged, record_index, database)
+    write_merged(chunks, merged, record_index, database, [name for name, _ in files])
     return counts

@@ -1,14 +1,14 @@
 """Record statistics by group (the merged data as one group, each shard of a split as one): records, records with
-an input, characters of each text field, category counts and record length bins. DuckDB counts them from a
-per-record table (src/core/scratch.py: flat memory at any size); pandas shapes them.
+an input, characters of each text field, category counts and record length bins, counted by DuckDB from a
+per-record table (src/core/scratch.py: flat memory at any size).
 """
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 
 import duckdb
 import numpy as np
-import pandas as pd
 
 from src.core.schema import CATEGORIES
 
@@ -30,29 +30,27 @@ def length_label(number: int) -> str:
     return f"{start}+" if number == len(LENGTH_BINS) - 1 else f"{start}-{LENGTH_BINS[number + 1] - 1}"
 
 
-def group_stats(database: duckdb.DuckDBPyConnection, table: str, group: str, groups: int) -> pd.DataFrame:
-    """One row per group 0 .. groups - 1 (``group``: an expression of ``table``'s columns): records, with_input,
-    chars_<field> (sums), a column per category (its name) and per length bin (length_label()); zeros for a group
-    with no records."""
+def group_stats(database: duckdb.DuckDBPyConnection, table: str, group: str) -> duckdb.DuckDBPyRelation:
+    """One row per group (column grp: ``group``, an expression of ``table``'s columns): records, with_input,
+    chars_<field> (sums), a column per category (its name) and per length bin (length_label())."""
     total = " + ".join(f"chars_{field}" for field in TEXT_FIELDS)
     bins = [*LENGTH_BINS, None]
     counts = [*(f'count(*) FILTER (category = {code}) AS "{name}"' for code, name in enumerate(CATEGORIES)),
               *(f'count(*) FILTER ({total} >= {start}' + (f" AND {total} < {stop}" if stop else "")
                 + f') AS "{length_label(number)}"' for number, (start, stop) in enumerate(itertools.pairwise(bins)))]
-    frame = database.sql(
+    return database.sql(
         f"SELECT {group} AS grp, count(*) AS records, count(*) FILTER (chars_input > 0) AS with_input, "
         + ", ".join(f"sum(chars_{field})::BIGINT AS chars_{field}" for field in TEXT_FIELDS)
-        + f", {', '.join(counts)} FROM {table} GROUP BY grp").df()
-    return frame.set_index("grp").reindex(range(groups), fill_value=0).astype("int64")
+        + f", {', '.join(counts)} FROM {table} GROUP BY grp")
 
 
-def mean_chars(stats: pd.Series) -> dict[str, float]:
+def mean_chars(stats: Mapping[str, int]) -> dict[str, float]:
     """Mean characters of each text field in one group's row of group_stats()."""
     records = int(stats["records"])
     return {field: round(int(stats[f"chars_{field}"]) / records, 2) if records else 0.0 for field in TEXT_FIELDS}
 
 
-def summary(stats: pd.Series) -> dict:
+def summary(stats: Mapping[str, int]) -> dict:
     """The metrics of one group's row of group_stats()."""
     return {"records": int(stats["records"]), "with_input": int(stats["with_input"]),
             "categories": {category: int(stats[category]) for category in CATEGORIES}, "mean_chars": mean_chars(stats)}

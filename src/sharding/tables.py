@@ -67,7 +67,8 @@ class ShardRecords:
         """The detail tables by name (the per-shard ones as DataFrames, the certificate's as rows), and the
         headline metrics."""
         names = [shard.name for shard in files]
-        stats = group_stats(self.database, TABLE, "shard", len(files))
+        stats = group_stats(self.database, TABLE, "shard").df().set_index("grp").reindex(range(len(files)),
+                                                                                           fill_value=0)
         sizes = pd.DataFrame([shard.__dict__ for shard in files]).rename(columns={"name": "shard"})
         shards = sizes[["shard", "records", "bytes", "md5", "start", "stop"]].assign(
             with_input=stats["with_input"].to_numpy(),

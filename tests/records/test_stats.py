@@ -17,7 +17,7 @@ def stats_of(records: list[tuple[int, str, tuple[int, int, int]]], groups: int):
                                      "category": np.array([CATEGORY_CODES[c] for _, c, _ in records], dtype=np.uint8),
                                      "chars_instruction": chars[:, 0], "chars_input": chars[:, 1],
                                      "chars_output": chars[:, 2]})
-        return group_stats(database, "records", "grp", groups)
+        return group_stats(database, "records", "grp").df().set_index("grp").reindex(range(groups), fill_value=0)
 
 
 def test_the_metrics_of_a_group() -> None:
