@@ -1,16 +1,18 @@
-"""params.yaml loaded into small typed dataclasses that check themselves.
+"""params.yaml loaded into small frozen dataclasses, each section checked as it is read.
 
-Every section is a string-keyed mapping (never a list) so that `dvc params diff` and
-`dvc exp show` show one row or column per value.
+Every section is a string-keyed mapping (never a list) so that `dvc params diff` and `dvc exp show` show one row or
+column per value. A bad value is one DatasetError: one line that names the key and says what to write instead. When
+a section has several problems, the first one in the order of the checks below is the one named.
 """
 from __future__ import annotations
 
 import difflib
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -23,21 +25,16 @@ SECTIONS = ("raw", "merge", "split", "card")
 OPTIONAL_SECTIONS = ("near_duplicates", "contamination")
 LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")
 SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-# Shard keys are shard1 ... shardN: names that `dvc exp run -S split.shards.shard2=7000` accepts (its override
-# grammar wants a key to start with a letter). Shard K of N is written as the file named K_of_N.
 # How the split orders the merged records before the ranges cut them (src/sharding/strategies.py).
 STRATEGIES = ("contiguous", "stratified", "shuffle")
+# Shard keys are shard1 ... shardN: names that `dvc exp run -S split.shards.shard2=7000` accepts (its override
+# grammar wants a key to start with a letter). Shard K of N is written as the file named K_of_N.
 SHARD_KEY = re.compile(r"shard([1-9][0-9]*)")
 HEX_DIGEST_LENGTHS = {"md5": 32, "sha256": 64}
 
 
-def _suggest(key: str, known: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
-
-
 def _mapping(value: object, where: str, known: tuple[str, ...] | None = None) -> dict:
-    """A string-keyed mapping, with unknown keys refused when ``known`` is given."""
+    """A string-keyed mapping, with unknown keys refused when ``known`` is given (and listed in its order)."""
     if value is None:
         raise DatasetError(f"{where} is missing or empty; it must be a mapping of names to values")
     if not isinstance(value, dict):
@@ -47,12 +44,24 @@ def _mapping(value: object, where: str, known: tuple[str, ...] | None = None) ->
         if not isinstance(key, str):
             raise DatasetError(f"{where}: key {key!r} must be a string; quote it in params.yaml")
         if known is not None and key not in known:
-            raise DatasetError(f"{where}: unknown key {key!r}{_suggest(key, known)}")
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+            raise DatasetError(f"{where}: unknown key {key!r}; {hint}")
     return value
 
 
-def _integer(value: object, where: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+def _section(value: object, where: str, checks: dict[str, Callable[[object, str], Any]],
+             required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The values of the mapping ``value``, each checked by ``checks[key]`` in table order. A key left out stays out
+    (the dataclass default applies), unless it is ``required``: then None is checked, so the message says what to
+    write."""
+    section = _mapping(value, where, tuple(checks))
+    return {key: check(section.get(key), f"{where}.{key}") for key, check in checks.items()
+            if key in section or key in required}
+
+
+def _integer(value: object, where: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):  # YAML's true is a bool, and a bool is an int
         raise DatasetError(f"{where} must be an integer, not {value!r}")
     if value < minimum:
         raise DatasetError(f"{where} must be at least {minimum}, not {value}")
@@ -149,14 +158,14 @@ class SourceSpec:
         if kinds == ["path"]:
             origin = PathSource(_string(spec["path"], f"{where}.path"))
         elif kinds == ["url"]:
-            algorithm = pins[0]
+            algorithm, length = pins[0], HEX_DIGEST_LENGTHS[pins[0]]
             digest = _string(spec[algorithm], f"{where}.{algorithm}")
-            if not re.fullmatch(rf"[0-9a-f]{{{HEX_DIGEST_LENGTHS[algorithm]}}}", digest):
-                raise DatasetError(f"{where}.{algorithm} must be {HEX_DIGEST_LENGTHS[algorithm]} lowercase hex digits")
+            if not re.fullmatch(rf"[0-9a-f]{{{length}}}", digest):
+                raise DatasetError(f"{where}.{algorithm} must be {length} lowercase hex digits")
             origin = UrlSource(_string(spec["url"], f"{where}.url"), algorithm, digest)
         else:
             sample = _mapping(spec["sample"], f"{where}.sample", ("records", "seed"))
-            origin = SampleSource(records=_integer(sample.get("records"), f"{where}.sample.records", 1),
+            origin = SampleSource(records=_integer(sample.get("records"), f"{where}.sample.records"),
                                   seed=_integer(sample.get("seed", 0), f"{where}.sample.seed", 0))
         fields = {key: _string(target, f"{where}.fields.{key}")
                   for key, target in _mapping(spec.get("fields", {}), f"{where}.fields").items()}
@@ -168,8 +177,8 @@ class SourceSpec:
             if targets.count(target) > 1:
                 raise DatasetError(f"{where}.fields: two source fields are renamed to '{target}'")
         license_id = _license(spec["license"], f"{where}.license") if "license" in spec else None
-        return cls(name, origin, fields, _boolean(spec.get("number_records", False), f"{where}.number_records"),
-                   license_id)
+        return cls(name, origin, fields, _boolean(spec.get("number_records", cls.number_records),
+                                                  f"{where}.number_records"), license_id)
 
 
 @dataclass(frozen=True)
@@ -178,8 +187,7 @@ class RawParams:
 
     @classmethod
     def parse(cls, value: object) -> RawParams:
-        section = _mapping(value, "raw", ("sources",))
-        sources = _mapping(section.get("sources"), "raw.sources")
+        sources = _mapping(_mapping(value, "raw", ("sources",)).get("sources"), "raw.sources")
         if not sources:
             raise DatasetError("raw.sources is empty; name at least one source")
         return cls(tuple(SourceSpec.parse(name, spec) for name, spec in sources.items()))
@@ -192,9 +200,7 @@ class MergeParams:
 
     @classmethod
     def parse(cls, value: object) -> MergeParams:
-        section = _mapping(value, "merge", ("drop_duplicates", "drop_near_duplicates"))
-        return cls(_boolean(section.get("drop_duplicates", False), "merge.drop_duplicates"),
-                   _boolean(section.get("drop_near_duplicates", False), "merge.drop_near_duplicates"))
+        return cls(**_section(value, "merge", {"drop_duplicates": _boolean, "drop_near_duplicates": _boolean}))
 
 
 @dataclass(frozen=True)
@@ -210,11 +216,8 @@ class NearDuplicateParams:
 
     @classmethod
     def parse(cls, value: object) -> NearDuplicateParams:
-        section = _mapping(value, "near_duplicates", ("ngram", "permutations", "bands", "threshold"))
-        params = cls(_integer(section.get("ngram", cls.ngram), "near_duplicates.ngram", 1),
-                     _integer(section.get("permutations", cls.permutations), "near_duplicates.permutations", 1),
-                     _integer(section.get("bands", cls.bands), "near_duplicates.bands", 1),
-                     _fraction(section.get("threshold", cls.threshold), "near_duplicates.threshold"))
+        params = cls(**_section(value, "near_duplicates", {"ngram": _integer, "permutations": _integer,
+                                                           "bands": _integer, "threshold": _fraction}))
         if params.permutations % params.bands:
             raise DatasetError(f"near_duplicates.bands ({params.bands}) must divide near_duplicates.permutations "
                                f"({params.permutations}); each band takes permutations / bands of them")
@@ -236,12 +239,12 @@ class ContaminationParams:
     @classmethod
     def parse(cls, value: object) -> ContaminationParams:
         section = _mapping(value, "contamination", ("ngram", "eval"))
-        files = _mapping(section.get("eval", {}), "contamination.eval")
+        files = _mapping(section.get("eval", {}), "contamination.eval")  # checked before ngram
         for name, path in files.items():
             if not SOURCE_NAME.fullmatch(name):
                 raise DatasetError(f"contamination.eval: name {name!r} must be letters, digits, '_' or '-'")
             _string(path, f"contamination.eval.{name}")
-        return cls(_integer(section.get("ngram", cls.ngram), "contamination.ngram", 1), tuple(files.items()))
+        return cls(_integer(section.get("ngram", cls.ngram), "contamination.ngram"), tuple(files.items()))
 
 
 @dataclass(frozen=True)
@@ -271,34 +274,6 @@ def shard_name(number: int, count: int) -> str:
     return f"{number}_of_{count}"
 
 
-def _shard_number(key: object, count: int) -> int:
-    text = str(key)
-    match = SHARD_KEY.fullmatch(text)
-    if not match:
-        raise DatasetError(f"split.shards: {text!r} is not a shard key; name the shards shard1 ... shard{count}")
-    number = int(match.group(1))
-    if number > count:
-        raise DatasetError(f"split.shards: '{text}' does not fit split.count {count}; "
-                           f"name the shards shard1 ... shard{count}")
-    return number
-
-
-def _shard_bounds(name: str, value: object) -> tuple[int | None, int]:
-    """(start or None, stop) of one shard: ``STOP`` starts where the shard before it stops; ``{start, stop}``
-    names its start too (to leave a gap)."""
-    where = f"split.shards.{name}"
-    if isinstance(value, dict):
-        spec = _mapping(value, where, ("start", "stop"))
-        for key in ("start", "stop"):
-            if key not in spec:
-                raise DatasetError(f"{where}: '{key}' is missing; give a shard's stop, or both start and stop")
-        return _integer(spec["start"], f"{where}.start", 0), _integer(spec["stop"], f"{where}.stop", 1)
-    if value is None or isinstance(value, list):
-        raise DatasetError(f"{where} must be the index where the shard stops (an integer), or {{start, stop}}, "
-                           f"not {'a list' if isinstance(value, list) else 'empty'}")
-    return None, _integer(value, where, 1)
-
-
 def even_ranges(records: int, count: int) -> list[tuple[int, int]]:
     """``count`` contiguous [start, stop) ranges over ``records``; sizes differ by at most one (the first ones
     take the extra records)."""
@@ -307,6 +282,43 @@ def even_ranges(records: int, count: int) -> list[tuple[int, int]]:
     base, extra = divmod(records, count)
     bounds = [number * base + min(number, extra) for number in range(count + 1)]
     return list(itertools.pairwise(bounds))
+
+
+def _shard_ranges(value: object, count: int) -> tuple[ShardRange, ...]:
+    """split.shards in number order: each ``STOP`` (starting where the shard before it stops) or ``{start, stop}``.
+    Every key is checked before any range; SplitParams checks the ranges against each other."""
+    shards = _mapping(value, "split.shards")
+    numbered: list[tuple[int, str]] = []
+    for key in shards:
+        match = SHARD_KEY.fullmatch(key)
+        if not match:
+            raise DatasetError(f"split.shards: {key!r} is not a shard key; name the shards shard1 ... shard{count}")
+        if int(match.group(1)) > count:
+            raise DatasetError(f"split.shards: '{key}' does not fit split.count {count}; "
+                               f"name the shards shard1 ... shard{count}")
+        numbered.append((int(match.group(1)), key))
+    ranges: list[ShardRange] = []
+    for number, key in sorted(numbered):
+        spec, where = shards[key], f"split.shards.{key}"
+        if isinstance(spec, dict):
+            bounds = _mapping(spec, where, ("start", "stop"))
+            for bound in ("start", "stop"):
+                if bound not in bounds:
+                    raise DatasetError(f"{where}: '{bound}' is missing; give a shard's stop, or both start and stop")
+            start, stop = _integer(bounds["start"], f"{where}.start", 0), _integer(bounds["stop"], f"{where}.stop")
+            if start >= stop:
+                raise DatasetError(f"{where}: start {start} must be below stop {stop} "
+                                   "(ranges are half-open [start, stop))")
+        elif spec is None or isinstance(spec, list):
+            raise DatasetError(f"{where} must be the index where the shard stops (an integer), or {{start, stop}}, "
+                               f"not {'a list' if isinstance(spec, list) else 'empty'}")
+        else:
+            start, stop = ranges[-1].stop if ranges else 0, _integer(spec, where)
+            if start >= stop:
+                raise DatasetError(f"{where}: stop {stop} must be above {start}, where the shard before it stops "
+                                   "(a shard's value is the index where it stops)")
+        ranges.append(ShardRange(number, count, start, stop))
+    return tuple(ranges)
 
 
 @dataclass(frozen=True)
@@ -324,60 +336,42 @@ class SplitParams:
         if not self.even and len(self.shards) != self.count:
             raise DatasetError(f"split.count is {self.count} but split.shards names {len(self.shards)} shards; "
                                "make them agree (python3 -m src.reshard N rewrites both)")
-        expected_stop = 0
-        previous = None
+        expected_start, previous = 0, None
         for shard in self.shards:
             if previous is not None and shard.start < previous.stop:
-                raise DatasetError(
-                    f"split.shards: '{shard.key}' [{shard.start}, {shard.stop}) overlaps "
-                    f"'{previous.key}' [{previous.start}, {previous.stop}) on records {shard.start}.."
-                    f"{min(previous.stop, shard.stop) - 1}; start '{shard.key}' at {previous.stop} or later"
-                )
-            if shard.start > expected_stop and not self.allow_gaps:
+                raise DatasetError(f"split.shards: '{shard.key}' [{shard.start}, {shard.stop}) overlaps "
+                                   f"'{previous.key}' [{previous.start}, {previous.stop}) on records {shard.start}.."
+                                   f"{min(previous.stop, shard.stop) - 1}; start '{shard.key}' at {previous.stop} "
+                                   "or later")
+            if shard.start > expected_start and not self.allow_gaps:
                 after = f"after '{previous.key}'" if previous else "before the first shard"
-                raise DatasetError(
-                    f"split.shards: records {expected_stop}..{shard.start - 1} are in no shard (gap {after}, "
-                    f"before '{shard.key}'); start '{shard.key}' at {expected_stop} or set split.allow_gaps: true"
-                )
-            expected_stop, previous = shard.stop, shard
+                raise DatasetError(f"split.shards: records {expected_start}..{shard.start - 1} are in no shard (gap "
+                                   f"{after}, before '{shard.key}'); start '{shard.key}' at {expected_start} or set "
+                                   "split.allow_gaps: true")
+            expected_start, previous = shard.stop, shard
 
     @classmethod
     def parse(cls, value: object) -> SplitParams:
         section = _mapping(value, "split", ("count", "shards", "allow_gaps", "strategy", "seed"))
-        strategy = section.get("strategy", "contiguous")
+        strategy = section.get("strategy", cls.strategy)
         if strategy not in STRATEGIES:
             raise DatasetError(f"split.strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
-        seed = _integer(section.get("seed", 0), "split.seed", 0)
-        count = _integer(section.get("count"), "split.count", 1)
-        allow_gaps = _boolean(section.get("allow_gaps", False), "split.allow_gaps")
+        seed = _integer(section.get("seed", cls.seed), "split.seed", 0)
+        count = _integer(section.get("count"), "split.count")
+        allow_gaps = _boolean(section.get("allow_gaps", cls.allow_gaps), "split.allow_gaps")
         if "shards" not in section:  # even shards over whatever the merged data holds (for_records)
             return cls(count, (), allow_gaps, strategy, seed, even=True)
-        shards = _mapping(section.get("shards"), "split.shards")
-        numbered = sorted((_shard_number(key, count), key, spec) for key, spec in shards.items())
-        ranges: list[ShardRange] = []
-        for number, key, spec in numbered:
-            start, stop = _shard_bounds(key, spec)
-            if start is None:
-                start = ranges[-1].stop if ranges else 0
-                if start >= stop:
-                    raise DatasetError(f"split.shards.{key}: stop {stop} must be above {start}, where the shard "
-                                       "before it stops (a shard's value is the index where it stops)")
-            elif start >= stop:
-                raise DatasetError(f"split.shards.{key}: start {start} must be below stop {stop} "
-                                   "(ranges are half-open [start, stop))")
-            ranges.append(ShardRange(number, count, start, stop))
-        return cls(count, tuple(ranges), allow_gaps, strategy, seed)
+        return cls(count, _shard_ranges(section["shards"], count), allow_gaps, strategy, seed)
 
     def for_records(self, records: int) -> SplitParams:
         """This sharding over ``records`` merged records: with split.shards left out, ``count`` even shards."""
         if not self.even:
             return self
-        try:
-            ranges = even_ranges(records, self.count)
-        except DatasetError:
+        if records < self.count:
             raise DatasetError(f"split.count {self.count} is more than the {records} merged records; choose at most "
-                               f"{records} shards") from None
-        shards = tuple(ShardRange(number, self.count, start, stop) for number, (start, stop) in enumerate(ranges, 1))
+                               f"{records} shards")
+        shards = tuple(ShardRange(number, self.count, start, stop)
+                       for number, (start, stop) in enumerate(even_ranges(records, self.count), 1))
         return replace(self, shards=shards, even=False)
 
     def check_records(self, records: int) -> None:
@@ -402,9 +396,7 @@ class CardParams:
 
     @classmethod
     def parse(cls, value: object) -> CardParams:
-        section = _mapping(value, "card", ("pretty_name", "license"))
-        return cls(_string(section.get("pretty_name"), "card.pretty_name"),
-                   _license(section["license"], "card.license") if "license" in section else None)
+        return cls(**_section(value, "card", {"pretty_name": _string, "license": _license}, required=("pretty_name",)))
 
 
 @dataclass(frozen=True)
@@ -429,7 +421,8 @@ def read_params_file(path: Path) -> dict:
 
 
 def parse_params_text(text: str, path: Path) -> dict:
-    """The params document in ``text``; ``path`` names it in errors."""
+    """The params document in ``text``; ``path`` names it in errors. A key that is not a section is left for other
+    tools, unless it looks like a typo of one."""
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -441,8 +434,9 @@ def parse_params_text(text: str, path: Path) -> dict:
     document = _mapping(document, str(path))
     known = SECTIONS + OPTIONAL_SECTIONS
     for key in document:
-        if key not in known and difflib.get_close_matches(key, known, n=1, cutoff=0.6):
-            raise DatasetError(f"{path}: unknown top-level key {key!r}{_suggest(key, known)}")
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        if key not in known and close:
+            raise DatasetError(f"{path}: unknown top-level key {key!r}; did you mean '{close[0]}'?")
     for key in SECTIONS:
         if key not in document:
             raise DatasetError(f"{path}: section '{key}' is missing")

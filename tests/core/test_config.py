@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from src.core.config import (
+    CardParams,
     ContaminationParams,
     MergeParams,
     NearDuplicateParams,
@@ -332,6 +333,68 @@ SOURCE_ERRORS = [
 def test_bad_sources_are_refused(name: str, value: dict, expected: str) -> None:
     with pytest.raises(DatasetError) as caught:
         SourceSpec.parse(name, value)
+    assert str(caught.value) == expected
+
+
+# --- several problems in one section: the first one in the order the checks run is the one named ---
+
+ORDER_ERRORS = [
+    ("split: keys before values", SplitParams.parse,
+     {"count": "4", "seed": -1, "strategy": "random", "allow_gaps": "no", "shards": [], "sise": 1},
+     "split: unknown key 'sise'; known keys: count, shards, allow_gaps, strategy, seed"),
+    ("split: strategy first", SplitParams.parse, {"count": "4", "seed": -1, "strategy": "random", "allow_gaps": "no"},
+     "split.strategy must be one of contiguous, stratified, shuffle, not 'random'"),
+    ("split: then seed", SplitParams.parse, {"count": "4", "seed": -1, "allow_gaps": "no", "shards": []},
+     "split.seed must be at least 0, not -1"),
+    ("split: then count", SplitParams.parse, {"count": "4", "allow_gaps": "no", "shards": []},
+     "split.count must be an integer, not '4'"),
+    ("split: then allow_gaps, before the shards", SplitParams.parse, {"count": 1, "allow_gaps": "no", "shards": []},
+     "split.allow_gaps must be true or false, not 'no'"),
+    ("split: every shard key before any range", SplitParams.parse,
+     {"count": 2, "shards": {"shard2": {"start": 5, "stop": 5}, "shard9": 1}},
+     "split.shards: 'shard9' does not fit split.count 2; name the shards shard1 ... shard2"),
+    ("split: ranges in shard number order, not key order", SplitParams.parse,
+     {"count": 3, "shards": {"shard3": {"start": 9, "stop": 9}, "shard2": {"start": 5, "stop": 4}, "shard1": 0}},
+     "split.shards.shard1 must be at least 1, not 0"),
+    ("split: the count before overlaps", SplitParams.parse,
+     {"count": 3, "shards": {"shard1": {"start": 0, "stop": 5}, "shard2": {"start": 3, "stop": 9}}},
+     "split.count is 3 but split.shards names 2 shards; make them agree (python3 -m src.reshard N rewrites both)"),
+    ("source: keys before the origin", lambda v: SourceSpec.parse("s", v), {"path": "", "url": "u", "lisence": "x"},
+     "raw.sources.s: unknown key 'lisence'; known keys: path, url, md5, sha256, sample, fields, number_records, "
+     "license"),
+    ("source: the digest before the url", lambda v: SourceSpec.parse("s", v),
+     {"url": 7, "sha256": "x", "fields": [], "license": "Bad", "number_records": "yes"},
+     "raw.sources.s.sha256 must be 64 lowercase hex digits"),
+    ("source: the origin before fields", lambda v: SourceSpec.parse("s", v),
+     {"url": 7, "sha256": "0" * 64, "fields": [], "license": "Bad", "number_records": "yes"},
+     "raw.sources.s.url must be a non-empty string, not 7"),
+    ("source: fields before license", lambda v: SourceSpec.parse("s", v),
+     {"path": "a.json", "fields": [], "license": "Bad", "number_records": "yes"},
+     "raw.sources.s.fields must be a mapping of names to values, not a list"),
+    ("source: license before number_records", lambda v: SourceSpec.parse("s", v),
+     {"path": "a.json", "license": "Bad", "number_records": "yes"},
+     "raw.sources.s.license must be a license identifier as the Hugging Face Hub writes them (like 'cc-by-sa-3.0' "
+     "or 'apache-2.0'), not 'Bad'"),
+    ("source: sample records before seed", lambda v: SourceSpec.parse("s", v), {"sample": {"seed": -1}},
+     "raw.sources.s.sample.records must be an integer, not None"),
+    ("contamination: eval before ngram", ContaminationParams.parse, {"ngram": 0, "eval": {"a/b": ""}},
+     "contamination.eval: name 'a/b' must be letters, digits, '_' or '-'"),
+    ("near_duplicates: in table order, whatever the key order", NearDuplicateParams.parse,
+     {"threshold": 2, "bands": 0, "ngram": "5"}, "near_duplicates.ngram must be an integer, not '5'"),
+    ("near_duplicates: each value before bands divide permutations", NearDuplicateParams.parse,
+     {"threshold": 2, "bands": 3}, "near_duplicates.threshold must be a number above 0 and at most 1, not 2"),
+    ("card: pretty_name before license", CardParams.parse, {"license": "Bad"},
+     "card.pretty_name must be a non-empty string, not None"),
+    ("merge: in table order, whatever the key order", MergeParams.parse,
+     {"drop_near_duplicates": 1, "drop_duplicates": 0}, "merge.drop_duplicates must be true or false, not 0"),
+]
+
+
+@pytest.mark.parametrize("parse, value, expected", [case[1:] for case in ORDER_ERRORS],
+                         ids=[case[0] for case in ORDER_ERRORS])
+def test_the_first_problem_in_check_order_is_named(parse, value: dict, expected: str) -> None:
+    with pytest.raises(DatasetError) as caught:
+        parse(value)
     assert str(caught.value) == expected
 
 
