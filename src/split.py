@@ -43,8 +43,8 @@ def main(argv: Sequence[str]) -> None:
         if not Path(path).is_file():
             raise DatasetError(f"{path}: missing; run the merge stage (dvc repro merge)")
     provenance = json.loads(Path(provenance_path).read_text(encoding="utf-8"))
-    eval_set = load_eval_set(params.contamination)
     with RecordIndex(Path(record_index)) as index, scratch_database() as database:
+        eval_set = load_eval_set(params.contamination, database)
         if index.records != sum(source["kept"] for source in provenance["sources"].values()):
             raise DatasetError(f"{record_index}: does not match {provenance_path}; run the merge stage again "
                                "(dvc repro -f merge)")

@@ -3,9 +3,9 @@ characters; 13 is the common choice) with an item of an evaluation file named in
 
 An evaluation file is a JSON array or JSON Lines (read like a source, src/sources/readers.py); an item's text is
 the item itself when it is a string, or every string value of an object (question, answer, choices written out as
-strings, ...). Its n-grams are hashed to 64 bits (src/certificate/ngrams.py) and kept sorted: their number is the
-size of the evaluation data, not of the dataset. Two different n-grams share a hash with odds of about one in 2**64
-per pair.
+strings, ...). Its n-grams are hashed to 64 bits (src/certificate/ngrams.py) and kept in the split's scratch
+database, out of memory past its limit. Two different n-grams share a hash with odds of about one in 2**64 per
+pair.
 """
 from __future__ import annotations
 
@@ -14,16 +14,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import orjson
 
 from src.certificate.ngrams import ngram_hashes
 from src.core.config import ContaminationParams
 from src.core.errors import DatasetError
+from src.core.scratch import insert, registered
 from src.sources.readers import iter_source_file
 
 CHUNK_ITEMS = 10_000  # evaluation items hashed at a time
 TEXT_CHUNK_RECORDS = 512  # shard records hashed at a time: keeps the split's peak memory low and flat
+EVAL_NGRAMS = "eval_ngrams"  # the table of the evaluation files' distinct n-gram hashes
 
 
 def item_texts(item: object) -> list[str]:
@@ -37,16 +40,18 @@ def item_texts(item: object) -> list[str]:
 
 @dataclass(frozen=True)
 class EvalSet:
-    """The distinct n-gram hashes of the evaluation files, sorted, and what was read of each file."""
+    """What was read of each evaluation file, and their distinct n-gram hashes in table EVAL_NGRAMS of ``database``
+    (a scratch database: DuckDB joins a chunk's n-grams with them, faster than numpy's binary search, and keeps them
+    out of memory past its limit)."""
 
     ngram: int
-    hashes: np.ndarray
     files: dict[str, dict]
+    database: duckdb.DuckDBPyConnection | None = None
 
     @classmethod
     def none(cls) -> EvalSet:
         """No evaluation files: nothing is contaminated."""
-        return cls(ContaminationParams.ngram, np.zeros(0, dtype=np.uint64), {})
+        return cls(ContaminationParams.ngram, {})
 
     def contaminated(self, shard_lines: bytes) -> np.ndarray:
         """Per shard line of ``shard_lines`` (one after another): whether its instruction or output has an n-gram of
@@ -64,40 +69,51 @@ class EvalSet:
 
     def shared(self, texts: Sequence[str]) -> np.ndarray:
         """Per text: whether it has an n-gram of the evaluation files."""
+        found = np.zeros(len(texts), dtype=bool)
+        if self.database is None:
+            return found
         hashes, offsets = ngram_hashes(texts, self.ngram, short_whole=False)
-        found = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
-        hit = self.hashes[found] == hashes
-        seen = np.concatenate(([0], np.cumsum(hit)))
-        return seen[offsets[1:]] > seen[offsets[:-1]]
+        texts_of = np.repeat(np.arange(len(texts)), np.diff(offsets).astype(np.int64))
+        with registered(self.database, "grams", {"hash": hashes, "text": texts_of}):
+            found[self.database.execute(f"SELECT DISTINCT text FROM grams SEMI JOIN {EVAL_NGRAMS} USING (hash)")
+                  .fetchnumpy()["text"]] = True
+        return found
 
 
-def _file_hashes(name: str, path: Path, ngram: int, summary: dict) -> np.ndarray:
+def _file_ngrams(database: duckdb.DuckDBPyConnection, number: int, name: str, path: Path, ngram: int) -> dict:
+    """Add the n-gram hashes of evaluation file ``path`` to table file_ngrams as file ``number``; what was read."""
     digest = hashlib.sha256()
-    parts: list[np.ndarray] = []
-    texts: list[str] = []
     items = 0
+    texts: list[str] = []
     for _, item in iter_source_file(path, digest=digest):
         texts.extend(item_texts(item))
         items += 1
         if len(texts) >= CHUNK_ITEMS:
-            parts.append(np.unique(ngram_hashes(texts, ngram, short_whole=False)[0]))
+            _add_ngrams(database, number, texts, ngram)
             texts = []
-    parts.append(np.unique(ngram_hashes(texts, ngram, short_whole=False)[0]))
-    hashes = np.unique(np.concatenate(parts))
-    if not len(hashes):
+    _add_ngrams(database, number, texts, ngram)
+    [(ngrams,)] = database.execute("SELECT count(DISTINCT hash) FROM file_ngrams WHERE file = ?", [number]).fetchall()
+    if not ngrams:
         raise DatasetError(f"{path}: no text of {ngram} characters or more in its {items} items (contamination.eval."
                            f"{name}); check the file, or lower contamination.ngram")
-    summary.update({"path": str(path), "sha256": digest.hexdigest(), "items": items, "ngrams": len(hashes)})
-    return hashes
+    return {"path": str(path), "sha256": digest.hexdigest(), "items": items, "ngrams": ngrams}
 
 
-def load_eval_set(params: ContaminationParams) -> EvalSet:
-    files: dict[str, dict] = {}
-    parts: list[np.ndarray] = [np.zeros(0, dtype=np.uint64)]
-    for name, path in params.eval_files:
+def _add_ngrams(database: duckdb.DuckDBPyConnection, number: int, texts: Sequence[str], ngram: int) -> None:
+    hashes = np.unique(ngram_hashes(texts, ngram, short_whole=False)[0])
+    insert(database, "file_ngrams", {"file": np.full(len(hashes), number, dtype=np.int32), "hash": hashes})
+
+
+def load_eval_set(params: ContaminationParams, database: duckdb.DuckDBPyConnection) -> EvalSet:
+    """The evaluation files of ``params`` read into ``database``."""
+    if not params.eval_files:
+        return EvalSet.none()
+    database.execute("CREATE TABLE file_ngrams (file INTEGER, hash UBIGINT)")
+    files = {}
+    for number, (name, path) in enumerate(params.eval_files):
         if not Path(path).is_file():
             raise DatasetError(f"{path}: evaluation file not found (contamination.eval.{name}); create it or "
                                "remove it from params.yaml")
-        files[name] = {}
-        parts.append(_file_hashes(name, Path(path), params.ngram, files[name]))
-    return EvalSet(params.ngram, np.unique(np.concatenate(parts)), files)
+        files[name] = _file_ngrams(database, number, name, Path(path), params.ngram)
+    database.execute(f"CREATE TABLE {EVAL_NGRAMS} AS SELECT DISTINCT hash FROM file_ngrams; DROP TABLE file_ngrams")
+    return EvalSet(params.ngram, files, database)

@@ -207,7 +207,7 @@ class Leakage:
 def summarise_leakage(database: duckdb.DuckDBPyConnection, table: str, params: NearDuplicateParams,
                       read_prompts: PromptReader) -> Leakage:
     """TEMPORARY adapter: feeds LeakageTally from ``table`` until the DuckDB version lands."""
-    (count,) = database.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
+    [(count,)] = database.execute(f"SELECT count(*) FROM {table}").fetchall()
     result = database.execute(f'SELECT shard, record, "offset", prompt_hi, prompt_lo FROM {table} ORDER BY position')
     with LeakageTally(params, read_prompts, count) as tally:
         while len(batch := result.fetch_df_chunk(32)):

@@ -38,10 +38,17 @@ def scratch_database() -> Iterator[duckdb.DuckDBPyConnection]:
             database.close()
 
 
-def insert(database: duckdb.DuckDBPyConnection, table: str, columns: Mapping[str, np.ndarray]) -> None:
-    """Append rows given as named numpy columns (of equal length) to ``table``, matching its columns by name."""
-    database.register("new_rows", {name: np.ascontiguousarray(column) for name, column in columns.items()})
+@contextmanager
+def registered(database: duckdb.DuckDBPyConnection, name: str, columns: Mapping[str, np.ndarray]) -> Iterator[None]:
+    """Named numpy columns (of equal length, any layout) readable as table ``name`` in the with block."""
+    database.register(name, {column: np.ascontiguousarray(values) for column, values in columns.items()})
     try:
-        database.execute(f"INSERT INTO {table} BY NAME SELECT * FROM new_rows")
+        yield
     finally:
-        database.unregister("new_rows")
+        database.unregister(name)
+
+
+def insert(database: duckdb.DuckDBPyConnection, table: str, columns: Mapping[str, np.ndarray]) -> None:
+    """Append rows given as named numpy columns to ``table``, matching its columns by name."""
+    with registered(database, "new_rows", columns):
+        database.execute(f"INSERT INTO {table} BY NAME SELECT * FROM new_rows")

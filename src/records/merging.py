@@ -89,10 +89,10 @@ def count_duplicates(database: duckdb.DuckDBPyConnection, indexes: Sequence[Path
                            "prompt_lo": rows["prompt"][:, 1]}
                 insert(database, "raw_digests", digests)
                 first += len(rows)
-    exact, same_prompt = database.execute(
+    [(exact, same_prompt)] = database.execute(
         "SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT line_hi, line_lo FROM raw_digests)), "
         "count(*) - (SELECT count(*) FROM (SELECT DISTINCT prompt_hi, prompt_lo FROM raw_digests)) "
-        "FROM raw_digests").fetchone() or (0, 0)
+        "FROM raw_digests").fetchall()
     return DuplicateCounts(exact=exact, same_prompt=same_prompt)
 
 

@@ -448,9 +448,9 @@ class _IndexRepeats:
     def first_repeat(self) -> int | None:
         """The number (from 1) of the first record whose index an earlier record has; after the last add_digests()."""
         self._flush()
-        (first,) = self._database.execute(  # one sort, which spills (a window partitioned by digest would not)
+        [(first,)] = self._database.execute(  # one sort, which spills (a window partitioned by digest would not)
             "SELECT min(record) FROM (SELECT record, lag(high) OVER w = high AND lag(low) OVER w = low AS again "
-            "FROM indexes WINDOW w AS (ORDER BY high, low, record)) WHERE again").fetchone() or (None,)
+            "FROM indexes WINDOW w AS (ORDER BY high, low, record)) WHERE again").fetchall()
         return first
 
 

@@ -22,12 +22,12 @@ def test_contaminated_indices_come_back_per_shard_in_laid_out_order_a_batch_at_a
                                                                                          monkeypatch) -> None:
     monkeypatch.setattr(tables, "INDEX_BATCH", 1)  # one DuckDB vector (2,048 rows) at a time
     (tmp_path / "eval.jsonl").write_text(json.dumps({"a": ANSWER}, ensure_ascii=False) + "\n", encoding="utf-8")
-    eval_set = load_eval_set(ContaminationParams(13, (("quiz", str(tmp_path / "eval.jsonl")),)))
     records = [{"index": str(n), "instruction": f"問{n}", "input": "", "category": "open_qa",
                 "output": ANSWER if n % 3 else "いいえ"} for n in range(9000)]
     _, rows = encode_records(records)
     order = np.arange(9000)[::-1]  # laid out backwards, as a strategy may: shard 0 holds 8999 .. 4500
     with scratch_database() as database:
+        eval_set = load_eval_set(ContaminationParams(13, (("quiz", str(tmp_path / "eval.jsonl")),)), database)
         shard_records = ShardRecords(database, eval_set)
         for shard in (0, 1):
             laid = order[shard * 4500:(shard + 1) * 4500]
