@@ -1,12 +1,13 @@
 """Stage plots_page: the HTML page `dvc plots show` and `dvc plots diff` fill in, renderable with no network.
 
 Usage: python3 -m src.plots_page OUT_HTML
-DVC's own page loads Vega, Vega-Lite and vega-embed from a CDN (DVC issue #5679). This page carries all
-three inline and has no `{scripts}` placeholder, so DVC adds no <script src=...> tag; `.dvc/config` points DVC
-at it (`[plots] html_template = ../plots/page.html`). The three are their projects' own minified builds, as the
-pip package django-js-lib-vega-embed carries them (the npm packages' build/*.min.js, less the sourceMappingURL
-comment), and each is checked against its sha256 pinned here before it is inlined. Every plot renders as SVG (a
-DOM dump shows each mark) and without vega-embed's action menu (its links go to the network).
+DVC's own page loads Vega, Vega-Lite and vega-embed from a CDN (DVC issue #5679). This page carries all three inline
+(their minified builds from the pip package django-js-lib-vega-embed, each checked against its sha256 pinned here)
+and has no `{scripts}` placeholder, so DVC adds no <script src=...> tag; `.dvc/config` points DVC at it
+(`[plots] html_template = ../plots/page.html`). Its style is plots_page.css beside this file; plots_page.js, run
+before DVC's per-plot `vegaEmbed('#id', spec)`, draws every plot as SVG (a DOM dump shows each mark) without
+vega-embed's action menu (its links go to the network), shows a failure in the plot's place, and counts the plots
+settled in <body data-plots-rendered / data-plots-failed> (for browser tests).
 """
 from __future__ import annotations
 
@@ -28,57 +29,9 @@ SCRIPTS = (
     ("Vega-Lite", "5.23.0", "vega-lite5.js", "594f554cecafe6b992d51b7c00f4c0e5fc5f92114c7e1a641d2cf150f21cc60d"),
     ("vega-embed", "6.29.0", "vega-embed6.js", "dbd49aff8999dfb12983cbcefeefb355ae72af68d7556ddcec12193a0eb46450"),
 )
-
 # DVC's page placeholders (dvc_render.html.HTML): {plot_divs} gets the plots, {refresh_tag} the optional
 # <meta http-equiv="refresh">. {scripts} is left out on purpose: DVC would put its CDN <script> tags there.
-PLOTS_PLACEHOLDER = "{plot_divs}"
-SCRIPTS_PLACEHOLDER = "{scripts}"
-REFRESH_PLACEHOLDER = "{refresh_tag}"
-
-# Runs after the bundle has defined window.vegaEmbed and before DVC's per-plot `vegaEmbed('#id', spec)`:
-# every plot renders as SVG with no action menu; a failure is shown in the plot's place, and
-# <body data-plots-rendered / data-plots-failed> count the plots settled so far (for browser tests).
-EMBED_WRAPPER = """\
-(function () {
-  "use strict";
-  var embed = window.vegaEmbed;
-  var settled = {rendered: 0, failed: 0};
-  function record(outcome) {
-    settled[outcome] += 1;
-    document.body.setAttribute("data-plots-rendered", String(settled.rendered));
-    document.body.setAttribute("data-plots-failed", String(settled.failed));
-  }
-  function offlineEmbed(element, spec, options) {
-    var settings = Object.assign({}, options || {}, {renderer: "svg", actions: false});
-    var result = embed(element, spec, settings);
-    result.then(function () { record("rendered"); }, function (error) {
-      record("failed");
-      try {
-        var target = typeof element === "string" ? document.querySelector(element) : element;
-        var message = document.createElement("pre");
-        message.className = "plot-error";
-        message.textContent = "This plot could not be drawn: " + error;
-        (target || document.body).appendChild(message);
-      } catch (ignored) {
-        document.body.appendChild(document.createTextNode("A plot could not be drawn: " + error));
-      }
-    });
-    return result;
-  }
-  Object.assign(offlineEmbed, embed);
-  window.vegaEmbed = offlineEmbed;
-}());
-"""
-
-STYLE = """\
-body { font-family: system-ui, -apple-system, "Segoe UI", "Noto Sans", "Noto Sans CJK JP", sans-serif;
-       margin: 24px; color: #1f2328; background: #ffffff; }
-h1 { font-size: 20px; font-weight: 600; margin: 0 0 4px 0; }
-p.about { font-size: 13px; color: #59636e; margin: 0 0 24px 0; }
-body > div { display: inline-block; vertical-align: top; margin: 0 40px 40px 0; }
-.plot-error { color: #b3261e; white-space: pre-wrap; }
-"""
-
+PLACEHOLDERS = ("{plot_divs}", "{scripts}", "{refresh_tag}")
 # Strings that would end or derail an inline <script> element (HTML spec, "script data" states).
 UNSAFE_IN_SCRIPT = ("</script", "<!--", "<script")
 
@@ -91,49 +44,47 @@ def javascript_bundle() -> tuple[str, str]:
     except ModuleNotFoundError:
         raise DatasetError(f"the pip package {SCRIPTS_PACKAGE} is not installed; "
                            "run: python3 -m pip install -r requirements.txt") from None
+    package = f"{SCRIPTS_PACKAGE} {metadata.version(SCRIPTS_PACKAGE)}"
     scripts = []
     for library, version, name, sha256 in SCRIPTS:
         data = (folder / name).read_bytes()
         if hashlib.sha256(data).hexdigest() != sha256:
-            raise DatasetError(f"{SCRIPTS_PACKAGE} {metadata.version(SCRIPTS_PACKAGE)}: {name} is not {library} "
-                               f"{version} as pinned in src/plots_page.py; "
+            raise DatasetError(f"{package}: {name} is not {library} {version} as pinned in src/plots_page.py; "
                                "run: python3 -m pip install -r requirements.txt")
         scripts.append(data.decode("utf-8"))
     bundle = "\n".join(scripts)
-    lowered = bundle.lower()
-    unsafe = [text for text in (*UNSAFE_IN_SCRIPT, PLOTS_PLACEHOLDER, SCRIPTS_PLACEHOLDER, REFRESH_PLACEHOLDER)
-              if text in lowered]
+    unsafe = [text for text in (*UNSAFE_IN_SCRIPT, *PLACEHOLDERS) if text in bundle.lower()]
     if unsafe:
-        raise DatasetError(f"{SCRIPTS_PACKAGE} {metadata.version(SCRIPTS_PACKAGE)}: its scripts cannot be inlined "
-                           f"in the plots page (they contain {unsafe})")
-    origin = ", ".join(f"{library} {version}" for library, version, _, _ in SCRIPTS)
-    return bundle, f"{origin}, from {SCRIPTS_PACKAGE} {metadata.version(SCRIPTS_PACKAGE)}"
+        raise DatasetError(f"{package}: its scripts cannot be inlined in the plots page (they contain {unsafe})")
+    return bundle, ", ".join(f"{library} {version}" for library, version, _, _ in SCRIPTS) + f", from {package}"
 
 
 def build_page() -> bytes:
     """The page template: DVC replaces {plot_divs} (and {refresh_tag}) and writes it as dvc_plots/index.html."""
     bundle, origin = javascript_bundle()
-    page = "\n".join([
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        REFRESH_PLACEHOLDER,
-        "<title>DVC plots</title>",
-        f"<!-- {origin}, inlined: this page loads nothing from the network. -->",
-        f"<style>\n{STYLE}</style>",
-        f"<script>\n{bundle}\n</script>",
-        f"<script>\n{EMBED_WRAPPER}</script>",
-        "</head>",
-        "<body>",
-        "<h1>DVC plots</h1>",
-        f'<p class="about">Drawn offline with {origin}.</p>',
-        PLOTS_PLACEHOLDER,
-        "</body>",
-        "</html>",
-        "",
-    ])
-    return page.encode("utf-8")
+    style, wrapper = (Path(__file__).with_suffix(suffix).read_text(encoding="utf-8") for suffix in (".css", ".js"))
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+{{refresh_tag}}
+<title>DVC plots</title>
+<!-- {origin}, inlined: this page loads nothing from the network. -->
+<style>
+{style}</style>
+<script>
+{bundle}
+</script>
+<script>
+{wrapper}</script>
+</head>
+<body>
+<h1>DVC plots</h1>
+<p class="about">Drawn offline with {origin}.</p>
+{{plot_divs}}
+</body>
+</html>
+""".encode()
 
 
 def main(argv: Sequence[str]) -> None:

@@ -18,56 +18,47 @@ from src.core.errors import ArgumentParser, DatasetError, run_cli
 from src.output.files import atomic_file
 from src.records.lines import count_lines
 
-SHARDS_INDENT = "  "
+INDENT = "  "  # of the split section's keys
 
 
-def _top_level_block(lines: list[str], key: str, indent: str) -> tuple[int, int]:
-    """[begin, end) of the lines of ``key:`` at ``indent`` and everything indented deeper below it."""
+def _block(lines: list[str], key: str, indent: str, required: bool = True) -> tuple[int, int]:
+    """[begin, end) of the line ``key:`` at ``indent`` and the lines indented deeper below it; the empty range at
+    the end of ``lines`` if there is none and none is ``required``."""
     starts = [n for n, line in enumerate(lines) if line.split("#")[0].rstrip() == f"{indent}{key}:"
               or line.startswith(f"{indent}{key}: ")]
+    if not starts and not required:
+        return len(lines), len(lines)
     if len(starts) != 1:
         raise DatasetError(f"params.yaml: expected exactly one '{indent}{key}:' line in the split section")
-    begin = starts[0]
-    end = begin + 1
+    end = starts[0] + 1
     while end < len(lines) and (not lines[end].strip() or lines[end].startswith(indent + " ")):
         end += 1
-    while end > begin + 1 and not lines[end - 1].strip():  # blank lines belong to what follows
+    while end > starts[0] + 1 and not lines[end - 1].strip():  # blank lines belong to what follows
         end -= 1
-    return begin, end
+    return starts[0], end
 
 
 def rewrite_sharding(text: str, count: int, records: int | None) -> str:
     """``text`` with split.count set to ``count`` and split.shards rewritten as even shards of ``records`` records,
     or left out (``records`` None: the split then cuts evenly whatever the merged data holds)."""
     lines = text.splitlines(keepends=True)
-    split_begin, split_end = _top_level_block(lines, "split", "")
-    block = lines[split_begin:split_end]
-    count_line = _top_level_block(block, "count", SHARDS_INDENT)[0]
-    block[count_line] = f"{SHARDS_INDENT}count: {count}\n"
-    if any(line.startswith(f"{SHARDS_INDENT}shards:") for line in block):
-        shards_begin, shards_end = _top_level_block(block, "shards", SHARDS_INDENT)
-        del block[shards_begin:shards_end]
-    else:
-        shards_begin = len(block)
-    if records is not None:
-        block[shards_begin:shards_begin] = [f"{SHARDS_INDENT}shards:\n"] + [
-            f"{SHARDS_INDENT * 2}shard{number}: {stop}\n"
-            for number, (_, stop) in enumerate(even_ranges(records, count), 1)]
-    return "".join(lines[:split_begin] + block + lines[split_end:])
-
-
-def merged_path(dvc_yaml: Path) -> Path:
-    """The merge stage's data output, as dvc.yaml names it."""
-    try:
-        outs = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]["merge"]["outs"]
-        return Path(dvc_yaml.parent, next(out for out in outs if isinstance(out, str) and out.startswith("data/")))
-    except (OSError, yaml.YAMLError, KeyError, TypeError, StopIteration):
-        raise DatasetError(f"{dvc_yaml}: cannot find the merge stage's output; give the count with "
-                           "--records TOTAL") from None
+    split_begin, split_end = _block(lines, "split", "")
+    split = lines[split_begin:split_end]
+    split[_block(split, "count", INDENT)[0]] = f"{INDENT}count: {count}\n"
+    shards_begin, shards_end = _block(split, "shards", INDENT, required=False)
+    split[shards_begin:shards_end] = [] if records is None else [f"{INDENT}shards:\n"] + [
+        f"{INDENT * 2}shard{number}: {stop}\n" for number, (_, stop) in enumerate(even_ranges(records, count), 1)]
+    return "".join(lines[:split_begin] + split + lines[split_end:])
 
 
 def merged_records(dvc_yaml: Path) -> int:
-    merged = merged_path(dvc_yaml)
+    """The number of records of the merge stage's data output, as dvc.yaml names it."""
+    try:
+        outs = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]["merge"]["outs"]
+        merged = Path(dvc_yaml.parent, next(out for out in outs if isinstance(out, str) and out.startswith("data/")))
+    except (OSError, yaml.YAMLError, KeyError, TypeError, StopIteration):
+        raise DatasetError(f"{dvc_yaml}: cannot find the merge stage's output; give the count with "
+                           "--records TOTAL") from None
     if not merged.is_file():
         raise DatasetError(f"{merged} is not here, so its record count is unknown; run `dvc repro merge` "
                            "(or `dvc pull merge`) first, or give the count with --records TOTAL")
@@ -88,11 +79,10 @@ def main(argv: Sequence[str]) -> None:
         original = args.params.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise DatasetError(f"{args.params}: cannot read ({error})") from None
-    if args.even:
-        text = rewrite_sharding(original, args.count, None)
-    else:
+    records = None
+    if not args.even:
         records = args.records if args.records is not None else merged_records(args.dvc_yaml)
-        text = rewrite_sharding(original, args.count, records)
+    text = rewrite_sharding(original, args.count, records)
     SplitParams.parse(parse_params_text(text, args.params)["split"])  # the result must be a valid sharding
     with atomic_file(args.params) as stream:
         stream.write(text.encode("utf-8"))

@@ -1,4 +1,5 @@
-"""dvc.yaml itself: every stage depends on exactly the src modules it runs, and every path it reads or writes."""
+"""dvc.yaml itself: every stage depends on exactly the src modules it runs (with the files beside them named after
+them, which they read: src/plots_page.css), and every path it reads or writes."""
 from __future__ import annotations
 
 import ast
@@ -38,6 +39,12 @@ def local_imports(module: str) -> set[str]:
     return {file for name in seen for file in module_files(name)}
 
 
+def files_beside(module_file: str) -> set[str]:
+    """The files a module reads beside it, named after it: src/plots_page.css and .js for src/plots_page.py."""
+    path = ROOT / module_file
+    return {str(other.relative_to(ROOT)) for other in path.parent.glob(f"{path.stem}.*") if other != path}
+
+
 def stages() -> dict:
     return yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
 
@@ -51,7 +58,8 @@ def test_each_stage_depends_on_exactly_the_code_it_runs() -> None:
         modules = [re.findall(r"python3 -m (src\.\w+) ", command)[0] for command in commands(stage)]
         assert modules[-1] == f"src.{name}", "one script per stage, named after the stage, on top of src/"
         code_deps = {dep for dep in stage["deps"] if dep.startswith("src/")}
-        assert code_deps == set().union(*(local_imports(module) for module in modules)), name
+        code = set().union(*(local_imports(module) for module in modules))
+        assert code_deps == code.union(*map(files_beside, code)), name
 
 
 def out_paths(stage: dict) -> set[str]:

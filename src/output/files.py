@@ -5,8 +5,8 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import secrets
 import shutil
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -21,31 +21,8 @@ import orjson
 
 from src.core.errors import DatasetError
 
-# A JSON string never holds an unescaped '"', so the first occurrence of these bytes is the structural one.
 FLUSH_SECONDS = 0.5  # how often FlushBehind hands written bytes to the disk
 WRITES_BEHIND = 2  # blocks a WriteBehind holds at most (bounds memory)
-
-
-def _temporary_prefix(path: Path) -> str:
-    return f".{path.name}."
-
-
-def remove_stale_temporaries(path: Path) -> None:
-    """Remove temporaries a killed earlier run left beside ``path``."""
-    if not path.parent.is_dir():
-        return
-    for stale in path.parent.glob(_temporary_prefix(path) + "*.tmp"):
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            stale.unlink(missing_ok=True)
-
-
-def _mode_after_umask(mode: int) -> int:
-    """mkstemp/mkdtemp create private (0600/0700) entries; outputs get the usual umask mode."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return mode & ~umask
 
 
 class FlushBehind:
@@ -133,38 +110,78 @@ def write_durable(path: Path, data: bytes) -> None:
         stream.write(data)
 
 
-@contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Write ``path`` through a temporary file in the same directory, flushed to disk, then renamed into place.
+def _temporary_name(path: Path) -> Path:
+    """A new name beside ``path`` for a temporary, which _temporary_beside() sweeps when a killed run left it."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
 
-    A run that fails or is killed (or a machine that loses power) leaves the old file (or none), never a partial
-    one.
-    """
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _temporary_beside(path: Path) -> Iterator[Path]:
+    """A name for a temporary beside ``path`` (stale ones swept first), removed if the with block fails; a failure
+    to write it is told as what to do about it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp")
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed earlier run
+        _remove(stale)
+    temporary = _temporary_name(path)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            os.fchmod(stream.fileno(), _mode_after_umask(0o666))
-            with durable(stream):
-                yield stream
-        os.replace(temporary, path)
+        yield temporary
     except BaseException as error:
-        Path(temporary).unlink(missing_ok=True)
-        if _is_write_fault(error):
-            raise _write_error(path, error) from None
+        _remove(temporary)
+        if isinstance(error, OSError) and error.filename is None:  # from writing, flushing or syncing the output
+            raise DatasetError(f"{path}: cannot write ({error.strerror or error}); free some disk space or check "
+                               "the device, then run the stage again") from None
         raise
 
 
-def _is_write_fault(error: BaseException) -> bool:
-    """An OSError with no file name came from writing, flushing or syncing the output itself."""
-    return isinstance(error, OSError) and error.filename is None
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Write ``path`` through a temporary file beside it, flushed to disk, then renamed into place: a run that fails
+    or is killed (or a machine that loses power) leaves the old file (or none), never a partial one."""
+    with _temporary_beside(path) as temporary:
+        with temporary.open("xb") as stream, durable(stream):
+            yield stream
+        os.replace(temporary, path)
 
 
-def _write_error(path: Path, error: BaseException) -> DatasetError:
-    reason = getattr(error, "strerror", None) or error
-    return DatasetError(f"{path}: cannot write ({reason}); free some disk space or check the device, then run "
-                        "the stage again")
+@contextmanager
+def atomic_directory(path: Path) -> Iterator[Path]:
+    """Fill a temporary sibling directory, then swap it in for ``path`` on success. Its files are the caller's to
+    write durably (durable(), write_durable(), atomic_file())."""
+    with _temporary_beside(path) as temporary:
+        temporary.mkdir()
+        yield temporary
+        if not path.exists():
+            os.replace(temporary, path)
+        elif _exchange(temporary, path):
+            shutil.rmtree(temporary)  # now the old directory
+        else:
+            # No atomic exchange here: move the old directory aside under a temporary name, so a kill between
+            # the two renames leaves the output absent (never partial) and the old one is swept on the next run.
+            old = _temporary_name(path)
+            os.replace(path, old)
+            os.replace(temporary, path)
+            shutil.rmtree(old)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two directories in one step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2  # <fcntl.h>, <linux/fs.h>
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a kernel or filesystem without it
+        return False
+    raise OSError(code, os.strerror(code), str(second))
 
 
 def write_json(path: Path, obj: object) -> None:
@@ -190,13 +207,11 @@ def write_json_rows(path: Path, rows: Iterable[Mapping[str, object]]) -> None:
         for row in rows:
             stream.write(opening)
             opening = b",\n"
-            items = list(row.items())
-            last_key, last = items[-1] if items else ("", None)
+            last_key, last = list(row.items())[-1] if row else ("", None)
             if not isinstance(last, IntegerChunks):
                 stream.write(_row_text(row))
                 continue
-            text = _row_text({**row, last_key: []})  # ends with the list's "[]", then "\n  }"
-            stream.write(text[:-len(b"]\n  }")])
+            stream.write(_row_text({**row, last_key: []})[:-len(b"]\n  }")])  # up to the empty list's "["
             separator = b"\n"
             for chunk in last.chunks():
                 if len(chunk):
@@ -210,48 +225,3 @@ def _row_text(row: Mapping[str, object]) -> bytes:
     """A row as write_json() writes it inside a list: its own JSON indented by two more spaces (a JSON string holds
     no newline, so every newline is the encoder's)."""
     return b"  " + orjson.dumps(row, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n  ")
-
-
-@contextmanager
-def atomic_directory(path: Path) -> Iterator[Path]:
-    """Fill a temporary sibling directory, then swap it in for ``path`` on success. Its files are the caller's to
-    write durably (durable(), write_durable(), atomic_file())."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp"))
-    try:
-        os.chmod(temporary, _mode_after_umask(0o777))
-        yield temporary
-        if not path.exists():
-            os.replace(temporary, path)
-        elif _exchange(temporary, path):
-            shutil.rmtree(temporary)  # now the old directory
-        else:
-            # No atomic exchange here: move the old directory aside under a temporary name, so a kill between
-            # the two renames leaves the output absent (never partial) and the old one is swept on the next run.
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp"))
-            os.replace(path, old / path.name)
-            os.replace(temporary, path)
-            shutil.rmtree(old)
-    except BaseException as error:
-        shutil.rmtree(temporary, ignore_errors=True)
-        if _is_write_fault(error):
-            raise _write_error(path, error) from None
-        raise
-
-
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-
-
-def _exchange(first: Path, second: Path) -> bool:
-    """Swap two directories in one step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if renameat2 is None:
-        return False
-    if renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a kernel or filesystem without it
-        return False
-    raise OSError(code, os.strerror(code), str(second))

@@ -1,12 +1,9 @@
-"""Record indexes: one fixed-size row per record line of a file, in file order, written beside it.
+"""Record indexes: one fixed-size row per record line of a file, in file order, written beside it (a plain .npy file).
 
-A row holds what later stages need of a record besides its text: where its line starts in the file and where its
-shard fields start in that line, its category, the characters of its instruction, input and output, and the
-digests (record_digests()) of its instruction and input and of its shard fields. The raw stage computes
-them once, as it encodes each record (data/raw/NAME.npy beside NAME.jsonl); the merge carries them over to the
-merged file's index (data/merged/records.npy). So the merge counts duplicates and the split cuts shard lines,
-counts statistics and groups prompts with numpy over whole chunks, with no parsing or hashing per record. It is a
-plain .npy file (numpy.load reads it).
+A row holds what later stages need of a record besides its text (ROW). The raw stage computes the rows once, as it
+encodes each record (data/raw/NAME.npy beside NAME.jsonl); the merge carries them over to data/merged/records.npy.
+So the merge counts duplicates and the split cuts shard lines, counts statistics and groups prompts with numpy over
+whole chunks, with no parsing or hashing per record.
 """
 from __future__ import annotations
 
@@ -17,7 +14,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Self
+from typing import Self
 
 import numpy as np
 
@@ -25,7 +22,7 @@ from src.core.errors import DatasetError
 from src.output.files import atomic_file
 
 ROW = np.dtype([
-    ("offset", "<u8"),  # byte offset of the record line in the merged file
+    ("offset", "<u8"),  # byte offset of the record line in the file
     ("head", "<u4"),  # bytes of the line before its shard fields (the ", " ahead of "instruction")
     ("category", "u1"),  # src/core/schema.py CATEGORY_CODES
     ("chars", "<u4", (3,)),  # characters of instruction, input, output
@@ -35,11 +32,10 @@ ROW = np.dtype([
 
 
 def record_digests(line: bytes, head: int, output: int) -> tuple[bytes, bytes]:
-    """(prompt, line) digests of a record line whose shard fields start at ``head`` and output field at
-    ``output``: sha256, cut to 16 bytes, of its instruction and input (line[head:output]), and of all its shard
-    fields (line[head:]), which continues the first hash so that each byte is hashed once. Equal digests mean
-    equal prompts, or equal shard lines. sha256 rather than blake2b: on cores with SHA instructions (current x86
-    and ARM) it is twice as fast."""
+    """(prompt, line) digests of a record line whose shard fields start at ``head`` and output field at ``output``:
+    sha256, cut to 16 bytes, of its instruction and input (line[head:output]), and of all its shard fields
+    (line[head:]), which continues the first hash so that each byte is hashed once. sha256 rather than blake2b: on
+    cores with SHA instructions (current x86 and ARM) it is twice as fast."""
     view = memoryview(line)
     hashed = hashlib.sha256(view[head:output])
     prompt = hashed.digest()[:16]
@@ -58,9 +54,8 @@ def line_lengths(lines: Sequence[bytes]) -> np.ndarray:
 
 def index_rows(lines: Sequence[bytes], heads: Sequence[int], categories: Sequence[int], chars: Sequence[int],
                prompts: Sequence[bytes], shard_digests: Sequence[bytes]) -> np.ndarray:
-    """The rows of record ``lines`` (src/records/lines.py), given where their shard fields start, their category codes,
-    the characters of their instruction, input and output (three per record, flat) and the digests of their
-    prompts and shard fields; offsets count from the first line."""
+    """The rows of record ``lines`` (src/records/lines.py), given where their shard fields start, their category
+    codes, their characters (three per record, flat) and their digests; offsets count from the first line."""
     lengths = line_lengths(lines)
     rows = np.empty(len(lines), dtype=ROW)
     rows["offset"] = np.cumsum(lengths) - lengths
@@ -86,8 +81,7 @@ def check_block(path: Path, block: bytes | bytearray, starts: np.ndarray, ends: 
 
 @dataclass(frozen=True)
 class IndexedBlock:
-    """Consecutive record lines of a file and their record index rows: line i is block[starts[i]:ends[i]], record
-    number first + i."""
+    """Consecutive record lines of a file and their rows: line i is block[starts[i]:ends[i]], record first + i."""
 
     first: int
     block: bytearray
@@ -134,32 +128,31 @@ class RecordIndex:
     to run ``stage``, which writes it, again."""
 
     def __init__(self, path: Path, stage: str = "merge") -> None:
-        self._stage = stage
+        self.path, self._stage = path, stage
         self._again = f"run the {stage} stage again (dvc repro -f {stage})"
         try:
-            self._stream: BinaryIO = path.open("rb")
+            self._stream = path.open("rb")
         except FileNotFoundError:
             raise DatasetError(f"{path}: missing; {self._again}") from None
         try:
             np.lib.format.read_magic(self._stream)
             shape, _, dtype = np.lib.format.read_array_header_1_0(self._stream)
+            problem = "a record index of another layout" if dtype != ROW or len(shape) != 1 else ""
         except (ValueError, OSError):
+            problem = "not a record index"
+        if problem:
             self._stream.close()
-            raise DatasetError(f"{path}: not a record index; {self._again}") from None
-        if dtype != ROW or len(shape) != 1:
-            self._stream.close()
-            raise DatasetError(f"{path}: a record index of another layout; {self._again}")
-        self.path = path
+            raise DatasetError(f"{path}: {problem}; {self._again}")
         self.records = int(shape[0])
         self._data_start = self._stream.tell()
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """Rows start..stop-1."""
         self._stream.seek(self._data_start + start * ROW.itemsize)
-        rows = np.fromfile(self._stream, dtype=ROW, count=stop - start)
-        if len(rows) != stop - start:
+        data = bytearray((stop - start) * ROW.itemsize)  # readinto: np.fromfile costs a dup() and more per call
+        if self._stream.readinto(data) != len(data):
             raise DatasetError(f"{self.path}: holds fewer rows than its header says; {self._again}")
-        return rows
+        return np.frombuffer(data, dtype=ROW)
 
     def chunks(self, size: int) -> Iterator[np.ndarray]:
         """All rows, ``size`` at a time."""
@@ -174,17 +167,19 @@ class RecordIndex:
             file_size = os.fstat(stream.fileno()).st_size
             for first in range(0, self.records, size):
                 stop = min(first + size, self.records)
-                rows = self.rows(first, min(stop + 1, self.records))
-                offsets = rows["offset"].astype(np.int64)
-                ends = offsets[1:] if stop < self.records else np.append(offsets[1:], file_size)
-                rows = rows[:stop - first]
-                stream.seek(int(offsets[0]))
-                block = bytearray(max(int(ends[-1] - offsets[0]), 0))
-                if stream.readinto(block) != len(block) or offsets[0] > file_size:
+                last = stop == self.records
+                rows = self.rows(first, stop if last else stop + 1)  # the next block's first row ends this block
+                bounds = rows["offset"].astype(np.int64)
+                if last:
+                    bounds = np.append(bounds, file_size)
+                rows, start = rows[:stop - first], int(bounds[0])
+                block = bytearray(max(int(bounds[-1]) - start, 0))
+                stream.seek(start)
+                if start > file_size or stream.readinto(block) != len(block):
                     raise DatasetError(f"{lines}: does not match its record index; {self._again}")
-                starts, ends = offsets[:len(rows)] - offsets[0], ends - offsets[0]
-                beyond = 0  # bytes after the last line
-                if stop == self.records:
+                starts, ends = bounds[:-1] - start, bounds[1:] - start
+                beyond = 0  # bytes after the file's last line
+                if last:
                     ends[-1] = block.find(b"\n", int(starts[-1])) + 1 or len(block)
                     beyond = len(block) - int(ends[-1])
                     del block[ends[-1]:]
@@ -200,11 +195,8 @@ class RecordIndex:
             rows[at] = self.rows(record, record + 1)[0]
         return rows
 
-    def close(self) -> None:
-        self._stream.close()
-
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._stream.close()

@@ -1,14 +1,14 @@
 """The shard and record line formats.
 
-A shard line is exactly ``json.dumps({"instruction", "input", "output"}, ensure_ascii=False)``
-with the default separators, then ``\\n``, UTF-8 without BOM: the format of shards already
-published, so that a shard can be proven byte for byte to be the one a model was trained on.
+A shard line is exactly ``json.dumps({"instruction", "input", "output"}, ensure_ascii=False)`` with the default
+separators, then ``\\n``, UTF-8 without BOM: the format of shards already published, so that a shard can be proven
+byte for byte to be the one a model was trained on.
 
-A record line (data/raw/*.jsonl and the merged file) is the record's head (its other fields, orjson's compact
-JSON) followed by exactly the fields of its shard line, so later stages cut shard lines out of record lines
-without parsing or re-encoding any text. A raw head is {"source_index", "category", "chars"} (source_index: the
-record's index in its source); the merged head is {"index", "source", then the raw head's fields}, so the merge
-writes '{"index":"N","source":"S",' and copies the raw line after its "{".
+A record line (data/raw/*.jsonl and the merged file) is the record's head (its other fields, orjson's compact JSON)
+followed by exactly the fields of its shard line, so later stages cut shard lines out of record lines without
+parsing or re-encoding any text. A raw head is {"source_index", "category", "chars"} (source_index: the record's
+index in its source); the merged head is {"index", "source", then the raw head's fields}, so the merge writes
+'{"index":"N","source":"S",' and copies the raw line after its "{".
 """
 from __future__ import annotations
 
@@ -17,31 +17,22 @@ from pathlib import Path
 
 import orjson
 
-SHARD_FIELDS = ("instruction", "input", "output")
 # A JSON string never holds an unescaped '"', so the first occurrence of these bytes is the structural one.
 _SHARD_FIELDS_START = b', "instruction": '
 _OUTPUT_START = b'", "output": "'
 
 
 def shard_line(record: Mapping[str, str]) -> bytes:
-    """The published shard line of a record: its instruction, input and output, in that order.
-
-    orjson encodes a string exactly as json.dumps(ensure_ascii=False) does, character for character (a test
-    compares every code point), and about ten times faster; the separators around them are json.dumps's.
-    """
+    """The published shard line of a record: its instruction, input and output, in that order. orjson encodes a
+    string exactly as json.dumps(ensure_ascii=False) does (a test compares every code point), ten times faster."""
     return (b'{"instruction": ' + orjson.dumps(record["instruction"]) + b', "input": ' + orjson.dumps(record["input"])
             + b', "output": ' + orjson.dumps(record["output"]) + b"}\n")
 
 
 def raw_record_line(record: Mapping[str, str]) -> tuple[bytes, int, int]:
-    """A record's raw record line (its index as source_index, its category and the characters of each text field,
-    then the fields of its shard line), with where its shard fields and its output field start in it (the ", " before
-    each).
-
-    One format string writes the head as orjson's compact JSON less its "}", then ", ", then shard_line() less its
-    "{" (tested against that definition): this runs once per record of every source, and building the line in one
-    step takes a third of the time.
-    """
+    """A record's raw record line, with where its shard fields and its output field start in it (the ", " before
+    each). One format string writes it (a third of the time of building it in steps; this runs once per record of
+    every source): the head less its "}", then ", ", then shard_line() less its "{" (tested against that)."""
     instruction, input, output = record["instruction"], record["input"], record["output"]
     head = b'{"source_index":%b,"category":%b,"chars":[%d,%d,%d]' % (
         orjson.dumps(record["index"]), orjson.dumps(record["category"]), len(instruction), len(input), len(output))
@@ -50,9 +41,8 @@ def raw_record_line(record: Mapping[str, str]) -> tuple[bytes, int, int]:
 
 
 def merged_head_start(number: int, source: bytes) -> bytes:
-    """What the merged record line of a raw record line starts with, the raw line's "{" replaced: index ``number``
-    and ``source`` (the source's name, JSON-encoded). The rest is the raw line's bytes: the merge encodes nothing
-    else."""
+    """What the merged record line of a raw record line starts with, in place of the raw line's "{": index
+    ``number`` and ``source`` (the source's name, JSON-encoded)."""
     return b'{"index":"%d","source":%b,' % (number, source)
 
 
@@ -79,8 +69,5 @@ def prompt_fields(prompt: bytes) -> dict[str, str]:
 
 def count_lines(path: Path, chunk_size: int = 1 << 20) -> int:
     """Number of \\n-terminated lines, reading in fixed-size chunks (flat memory)."""
-    lines = 0
     with path.open("rb") as stream:
-        while chunk := stream.read(chunk_size):
-            lines += chunk.count(b"\n")
-    return lines
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: stream.read(chunk_size), b""))
