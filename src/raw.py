@@ -56,7 +56,7 @@ def main(argv: Sequence[str]) -> None:
     check_declared("raw", {f"raw.sources.{spec.name}.path": spec.origin.path for spec in specs
                            if isinstance(spec.origin, PathSource)}, stage_deps(Path(dvc_yaml), "raw"))
     manifest = {}
-    # Files are read on workers (src/sources/encode.py); the sample is made here.
+    # A JSON Lines file is read on workers (src/sources/encode.py), forked now, before any thread starts.
     files = any(not isinstance(spec.origin, SampleSource) for spec in specs)
     with atomic_directory(Path(out_dir)) as staging, Workers() if files else nullcontext() as workers:
         for spec in specs:

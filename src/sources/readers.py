@@ -28,7 +28,7 @@ CHUNK_BYTES = 1 << 20
 MAX_RECORD_CHARS = 16 << 20
 INDEX_CHECK_RECORDS = 1 << 16  # index digests stored for the duplicate-index check at a time
 INDEX_CHECK_PARTS = 16  # the parts its digests are split into, by their first four bits, and asked one at a time
-WHITESPACE = " \t\r\n"
+_WHITESPACE = " \t\r\n"
 
 Located = tuple[str, object]  # a value and where it is: "file:line", or "file:line (record N)" in an array
 Values = Callable[[], Iterator[Located]]
@@ -112,7 +112,7 @@ _STRING_TYPE = frozenset({str})
 def _json_problem(error: json.JSONDecodeError, at_end: bool) -> tuple[str, str]:
     """("truncated" or "malformed", the decoder's reason without its dangling " at")."""
     reason = re.sub(r"( starting)? at$", "", error.msg)
-    ends_inside = error.pos >= len(error.doc.rstrip(WHITESPACE)) or reason == "Unterminated string"
+    ends_inside = error.pos >= len(error.doc.rstrip(_WHITESPACE)) or reason == "Unterminated string"
     if at_end and ends_inside:
         return "truncated", "the file ends before it is closed"
     return "malformed", reason.lower()
@@ -152,7 +152,7 @@ def _iter_json_array(stream: BinaryIO, name: str, digest: Digest | None) -> Iter
         """Skip whitespace; the next character, or '' at the end of the file."""
         while True:
             end = position
-            while end < len(buffer) and buffer[end] in WHITESPACE:
+            while end < len(buffer) and buffer[end] in _WHITESPACE:
                 end += 1
             move(end)
             if position < len(buffer):
@@ -244,7 +244,7 @@ class JsonLines:
                 except UnicodeDecodeError:
                     raise DatasetError(f"{self.name}:{line_number}: invalid UTF-8 bytes; save the file as UTF-8") \
                         from None
-                if not line.strip(WHITESPACE):
+                if not line.strip(_WHITESPACE):
                     self.blank_line = self.blank_line or line_number
                     continue
             if self.blank_line:
