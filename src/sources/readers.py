@@ -284,10 +284,8 @@ def opened_source(path: Path, name: str) -> Iterator[tuple[BinaryIO, bool]]:
         raise DatasetError(f"{name}: cannot open ({error.strerror})") from None
     with stream:
         head = stream.read(4096).removeprefix(codecs.BOM_UTF8)
-        first = head.lstrip(b" \t\r\n")[:1]
-        while not first and head:
+        while not (first := head.lstrip(b" \t\r\n")[:1]) and head:  # only whitespace so far
             head = stream.read(CHUNK_BYTES)
-            first = head.lstrip(b" \t\r\n")[:1]
         stream.seek(0)
         if not first:
             raise DatasetError(f"{name}: the file is empty; it must hold a JSON array of records or JSON Lines")
