@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 from src.core.config import PathSource, SampleSource, SourceSpec, UrlSource, load_params
@@ -55,9 +56,9 @@ def main(argv: Sequence[str]) -> None:
     check_declared("raw", {f"raw.sources.{spec.name}.path": spec.origin.path for spec in specs
                            if isinstance(spec.origin, PathSource)}, stage_deps(Path(dvc_yaml), "raw"))
     manifest = {}
-    # Files are read on workers (src/sources/encode.py); the sample is made here.
+    # A JSON Lines file is read on workers (src/sources/encode.py), forked now, before any thread starts.
     files = any(not isinstance(spec.origin, SampleSource) for spec in specs)
-    with atomic_directory(Path(out_dir)) as staging, Workers(needed=files) as workers:
+    with atomic_directory(Path(out_dir)) as staging, Workers() if files else nullcontext() as workers:
         for spec in specs:
             sha256 = hashlib.sha256()
             count = write_source(source_batches(spec, Path(downloads), workers, sha256), staging / f"{spec.name}.jsonl",

@@ -1,9 +1,9 @@
-"""Encoding a source's records as raw record lines and index rows, a batch at a time; a JSON Lines file's batches
-on worker processes, one per core.
+"""Validated records encoded as raw record lines and record index rows, a batch at a time; a JSON Lines file's
+batches on worker processes.
 
-The stage's process cuts a JSON Lines file into slices of whole lines; a worker reads, parses, validates, encodes
-and hashes each slice (encode_json_lines()). Workers run ahead of the results, which are taken in file order, so
-the output and the first problem reported are those of reading the file line by line.
+The stage's process cuts a JSON Lines file into slices of whole lines; a worker reads, parses, validates, encodes and
+hashes each slice (encode_json_lines()). Results are taken in file order, so the output and the first problem reported
+are those of reading the file line by line in one process.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import itertools
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Self
+from typing import BinaryIO
 
 import numpy as np
 
@@ -24,14 +24,13 @@ from src.core.errors import DatasetError
 from src.core.schema import CATEGORY_CODES
 from src.records.index import index_rows, record_digests
 from src.records.lines import raw_record_line
-from src.sources.readers import Digest, JsonLines, check_names, index_digest, validate_record
+from src.sources.readers import Digest, JsonLines, index_digest, validate_record
 
 BATCH_BYTES = 1 << 20  # JSON Lines read and handed to a worker at a time
 BATCH_RECORDS = 4096  # records of other sources encoded at a time
 BATCHES_AHEAD = 2  # batches given to each worker ahead of the one being written
-# Each worker adds about 20 MiB (measured, proportional set size): with 3, the stage peaks at about 105 MiB at a
-# million records, under the 128 MiB every stage keeps to; the stage's own reading and writing would soon bound
-# more anyway.
+# Each worker adds about 24 MiB (measured, proportional set size); beyond 3, the stage's own reading and writing
+# would bound the speed anyway.
 MAX_WORKERS = 3
 
 
@@ -94,8 +93,9 @@ def file_identity(status: os.stat_result) -> tuple[int, int, int]:
     return status.st_ino, status.st_size, status.st_mtime_ns
 
 
-def _changed(name: str) -> DatasetError:
-    return DatasetError(f"{name}: the file changed while it was read; run again once nothing writes to it")
+def _check_unchanged(name: str, fd: int, identity: tuple[int, int, int]) -> None:
+    if file_identity(os.fstat(fd)) != identity:
+        raise DatasetError(f"{name}: the file changed while it was read; run again once nothing writes to it")
 
 
 def encode_json_lines(name: str, part: FileSlice, renames: Mapping[str, str] | None, number_records: bool,
@@ -103,12 +103,10 @@ def encode_json_lines(name: str, part: FileSlice, renames: Mapping[str, str] | N
     """The batch of JSON Lines in ``part`` of file ``name``, read after ``blank_line`` (JsonLines.blank_line);
     records are numbered by line, which is right wherever no error precedes."""
     with open(part.path, "rb") as file:
-        if file_identity(os.fstat(file.fileno())) != part.identity:
-            raise _changed(name)
+        _check_unchanged(name, file.fileno(), part.identity)
         data = os.pread(file.fileno(), part.length, part.offset)
     reader = JsonLines(name, blank_line, records=True)
-    records = []
-    error = None
+    records, error = [], None
     lines = io.BytesIO(data).readlines()  # split as file iteration does
     try:
         for number, (where, value) in enumerate(reader.values(lines, part.first_line), part.first_line):
@@ -116,7 +114,7 @@ def encode_json_lines(name: str, part: FileSlice, renames: Mapping[str, str] | N
                 records.append(validate_record(value, where, renames, str(number - 1) if number_records else None,
                                                utf8_checked=reader.parsed_strictly))
             except DatasetError:
-                check_names(name, number, lines[number - part.first_line])  # a repeated name comes first
+                reader.recheck(number, lines[number - part.first_line])
                 raise
     except DatasetError as problem:
         error = str(problem)
@@ -125,28 +123,18 @@ def encode_json_lines(name: str, part: FileSlice, renames: Mapping[str, str] | N
     return EncodedBatch(b"".join(lines), rows, digests, error, reader.blank_line)
 
 
-class Workers:
-    """A pool of worker processes, one per core this process may use (at most MAX_WORKERS), forked when the pool is
-    entered: before this process starts any thread (fork copies only the calling thread), and sharing its imports,
-    unwritten, in memory. ``needed`` false makes an empty pool (a stage that reads no file)."""
+class Workers(ProcessPoolExecutor):
+    """Worker processes, one per core this process may use (at most MAX_WORKERS), all forked when the pool is made:
+    before this process starts any thread (fork copies only the calling thread), and sharing its imports, unwritten,
+    in memory. Leaving its with block drops the slices not yet begun."""
 
-    def __init__(self, needed: bool) -> None:
-        self.count = min(len(os.sched_getaffinity(0)), MAX_WORKERS) if needed else 0
-        self._executor: ProcessPoolExecutor | None = None
-
-    def __enter__(self) -> Self:
-        if self.count:
-            self._executor = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("fork"))
-            self._executor.submit(os.getpid)  # forks them all now
-        return self
+    def __init__(self) -> None:
+        self.count = min(len(os.sched_getaffinity(0)), MAX_WORKERS)
+        super().__init__(self.count, mp_context=multiprocessing.get_context("fork"))
+        self.submit(os.getpid)  # forks them all now
 
     def __exit__(self, *exc: object) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(cancel_futures=True)
-
-    def submit(self, function: Callable[..., EncodedBatch], *args: Any) -> Future[EncodedBatch]:
-        assert self._executor is not None, "an empty pool runs nothing"
-        return self._executor.submit(function, *args)
+        self.shutdown(cancel_futures=True)
 
 
 def json_lines_batches(path: Path, stream: BinaryIO, name: str, renames: Mapping[str, str] | None,
@@ -155,17 +143,24 @@ def json_lines_batches(path: Path, stream: BinaryIO, name: str, renames: Mapping
     ``digest``, encoded on ``workers``."""
     identity = file_identity(os.fstat(stream.fileno()))
     pending: deque[tuple[FileSlice, Future[EncodedBatch]]] = deque()
-    blank_line = 0
+    blank_line = 0  # the first blank line after the last record taken (0: none)
+
+    def oldest() -> EncodedBatch:
+        nonlocal blank_line
+        part, future = pending.popleft()
+        batch = future.result()
+        if blank_line:  # the worker read as if no blank line came before: read it again after that line
+            batch = encode_json_lines(name, part, renames, number_records, blank_line)
+        blank_line = blank_line or batch.blank_line
+        return batch
+
     for part in _cut(str(path), identity, stream, digest):
         pending.append((part, workers.submit(encode_json_lines, name, part, renames, number_records)))
         if len(pending) > BATCHES_AHEAD * workers.count:
-            batch, blank_line = _in_order(*pending.popleft(), name, renames, number_records, blank_line)
-            yield batch
+            yield oldest()
     while pending:
-        batch, blank_line = _in_order(*pending.popleft(), name, renames, number_records, blank_line)
-        yield batch
-    if file_identity(os.fstat(stream.fileno())) != identity:
-        raise _changed(name)
+        yield oldest()
+    _check_unchanged(name, stream.fileno(), identity)
 
 
 def _cut(path: str, identity: tuple[int, int, int], stream: BinaryIO, digest: Digest | None) -> Iterator[FileSlice]:
@@ -185,14 +180,3 @@ def _cut(path: str, identity: tuple[int, int, int], stream: BinaryIO, digest: Di
         position += len(chunk)
     if start < position:  # a last line without its \n
         yield FileSlice(path, identity, start, position - start, line)
-
-
-def _in_order(part: FileSlice, future: Future[EncodedBatch], name: str, renames: Mapping[str, str] | None,
-              number_records: bool, blank_line: int) -> tuple[EncodedBatch, int]:
-    """A worker's batch, and the blank line pending after it. A worker reads its batch as if no blank line came
-    before; if one did and the batch holds more than blank lines, the batch is read again here, after that blank
-    line, for the exact error."""
-    batch = future.result()
-    if blank_line and (len(batch) or batch.error):
-        batch = encode_json_lines(name, part, renames, number_records, blank_line)
-    return batch, blank_line or batch.blank_line

@@ -35,7 +35,7 @@ Outcome = tuple[bytes, bytes] | str  # the raw file and its index, or the error
 
 @pytest.fixture(scope="module")
 def workers() -> Iterator[Workers]:
-    with Workers(needed=True) as pool:
+    with Workers() as pool:
         yield pool
 
 
@@ -137,6 +137,18 @@ def test_the_line_kinds_are_what_they_say(tmp_path: Path, workers: Workers) -> N
     assert messages["unknown category"].startswith(f"{tmp_path}/unknown category.jsonl:2: category 'poetry' is unknown")
     assert messages["not an object"] == (f"{tmp_path}/not an object.jsonl:2: expected a JSON object with fields "
                                          "index, instruction, input, output, category, got a list")
+
+
+def test_a_record_nested_deeper_than_json_reads_gives_the_error_of_one_process(tmp_path: Path, workers: Workers) -> None:
+    """orjson reads 1,024 levels, json about 1,000: a record nested in between, whose quotes are those of a record of
+    strings, is refused for its nesting on the workers too (they used to report its field's type)."""
+    path = tmp_path / "deep.jsonl"
+    deep = '{"index": "2", "instruction": "i", "input": ' + "[" * 1010 + '"x"' + "]" * 1010 + ', "output": "o", ' \
+        '"category": "open_qa"}'
+    assert deep.count('"') == 20
+    path.write_text(record_text(1) + "\n" + deep + "\n", encoding="utf-8")
+    reference, batched = outcomes(path, tmp_path, workers)
+    assert batched == reference == f"{path}:2: JSON nested too deeply; each line must hold one flat JSON object"
 
 
 class _Appending:

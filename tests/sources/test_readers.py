@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from src.core.errors import DatasetError
 from src.core.schema import CATEGORIES, FIELDS
 from src.sources import readers as records_module
-from src.sources.readers import JsonLines, check_names, iter_source_file, iter_validated, validate_record
+from src.sources.readers import JsonLines, iter_source_file, iter_validated, validate_record
 
 EVERY_FIELD = "every record needs index, instruction, input, output, category"
 OBJECT_EXPECTED = "expected a JSON object with fields index, instruction, input, output, category"
@@ -378,13 +378,14 @@ def _json_string(text: str, unicode_quotes: bool) -> str:
 def _read_line(line: bytes, records: bool) -> object:
     """The value of one JSON Lines line; with ``records``, validated as the raw stage's workers do (a record that
     fails validation is checked for a repeated name first)."""
-    for where, value in JsonLines("f.jsonl", records=records).values([line]):
+    reader = JsonLines("f.jsonl", records=records)
+    for where, value in reader.values([line]):
         if not records:
             return value
         try:
             return validate_record(value, where)
         except DatasetError:
-            check_names("f.jsonl", 1, line)
+            reader.recheck(1, line)
             raise
     raise AssertionError("no value")
 
@@ -412,7 +413,7 @@ def test_a_json_lines_object_is_refused_exactly_when_it_repeats_a_name(pairs: li
 
 
 def test_a_repeated_name_is_the_error_of_a_record_that_fails_validation_too() -> None:
-    """Five names and twenty quotes: the workers' fast path leaves a repeat to check_names() of the invalid record."""
+    """Five names and twenty quotes: the workers' fast path leaves a repeat to recheck() of the refused record."""
     line = b'{"index": "0", "index": 1, "instruction": "i", "input": 2, "output": "o", "category": "open_qa"}\n'
     assert line.count(b'"') == 20
     with pytest.raises(DatasetError) as caught:
