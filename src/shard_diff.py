@@ -19,7 +19,7 @@ from scmrepo.exceptions import RevError
 from scmrepo.git import Git
 
 from src.core.errors import ArgumentParser, DatasetError, run_cli
-from src.core.seen import scratch_database
+from src.core.sqlite_scratch import scratch_database
 from src.split import SHARD_PLACEHOLDER, shard_path_parts
 
 WORKSPACE = "workspace"

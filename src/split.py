@@ -49,24 +49,24 @@ def main(argv: Sequence[str]) -> None:
             raise DatasetError(f"{record_index}: does not match {provenance_path}; run the merge stage again "
                                "(dvc repro -f merge)")
         split = params.split.for_records(index.records)
-        shard_records = ShardRecords(database, eval_set)
-        with atomic_directory(directory) as staging:
-            paths = [staging / file_name.replace(SHARD_PLACEHOLDER, shard.name) for shard in split.shards]
-            with ShardFiles(paths) as files, line_progress([Path(merged)], "split") as bar:
-                for piece in shard_pieces(counted_chunks(laid_out(Path(merged), index, split), bar), split):
-                    files.write(piece.shard, piece.lines)
-                    shard_records.add(piece)
-                md5s = files.md5s()
-            written = [ShardFile(shard.name, shard.start, shard.stop, len(shard), size, md5)
-                       for shard, size, md5 in zip(split.shards, files.bytes, md5s, strict=True)]
-            tables, headline = shard_records.tables(written, params.near_duplicates, partial(read_prompts,
-                                                                                            Path(merged)))
-            card = render_card(params.card, split, provenance, tables["shards"], tables["categories"], file_name,
-                               SHARD_PLACEHOLDER, headline, eval_set.files, eval_set.ngram)
-            write_durable(staging / Path(card_path).name, card.encode("utf-8"))
-        write_json(Path(metrics_out), {**headline, "strategy": split.strategy, "seed": split.seed})
-        for name, path in zip(TABLES, table_paths, strict=True):
-            write_json_rows(Path(path), rows_of(tables[name]))  # contamination indices come from the database
+        with ShardRecords(database, eval_set, params.near_duplicates, partial(read_prompts, Path(merged)),
+                          index.records) as shard_records:
+            with atomic_directory(directory) as staging:
+                paths = [staging / file_name.replace(SHARD_PLACEHOLDER, shard.name) for shard in split.shards]
+                with ShardFiles(paths) as files, line_progress([Path(merged)], "split") as bar:
+                    for piece in shard_pieces(counted_chunks(laid_out(Path(merged), index, split), bar), split):
+                        files.write(piece.shard, piece.lines)
+                        shard_records.add(piece)
+                    md5s = files.md5s()
+                written = [ShardFile(shard.name, shard.start, shard.stop, len(shard), size, md5)
+                           for shard, size, md5 in zip(split.shards, files.bytes, md5s, strict=True)]
+                tables, headline = shard_records.tables(written)
+                card = render_card(params.card, split, provenance, tables["shards"], tables["categories"],
+                                   file_name, SHARD_PLACEHOLDER, headline, eval_set.files, eval_set.ngram)
+                write_durable(staging / Path(card_path).name, card.encode("utf-8"))
+            write_json(Path(metrics_out), {**headline, "strategy": split.strategy, "seed": split.seed})
+            for name, path in zip(TABLES, table_paths, strict=True):
+                write_json_rows(Path(path), rows_of(tables[name]))  # contamination indices are read as written
 
 
 if __name__ == "__main__":

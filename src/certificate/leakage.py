@@ -15,13 +15,12 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import duckdb
 import numpy as np
 
 from src.certificate.near_duplicates import NearDuplicatePairs, prompt_text, signatures
 from src.core.config import NearDuplicateParams
-from src.core.seen import ScratchTables
 from src.core.spill import SpillPartitions
+from src.core.sqlite_scratch import ScratchTables
 from src.records.lines import prompt_fields
 
 EXAMPLES_PER_PAIR = 3
@@ -194,24 +193,3 @@ def leakage_rows(pairs: dict[tuple[int, int], PairCounts], names: Sequence[str])
              "examples": {"exact": _examples(pairs[a, b].exact_examples),
                           "near": _examples(pairs[a, b].near_examples)}}
             for a, b in sorted(kept)]
-
-
-@dataclass(frozen=True)
-class Leakage:
-    """What the shards share: records whose prompt is in an earlier shard, and per pair of shards what they share."""
-
-    cross_shard_duplicates: int
-    pairs: dict[tuple[int, int], PairCounts]
-
-
-def summarise_leakage(database: duckdb.DuckDBPyConnection, table: str, params: NearDuplicateParams,
-                      read_prompts: PromptReader) -> Leakage:
-    """TEMPORARY adapter: feeds LeakageTally from ``table`` until the DuckDB version lands."""
-    [(count,)] = database.execute(f"SELECT count(*) FROM {table}").fetchall()
-    result = database.execute(f'SELECT shard, record, "offset", prompt_hi, prompt_lo FROM {table} ORDER BY position')
-    with LeakageTally(params, read_prompts, count) as tally:
-        while len(batch := result.fetch_df_chunk(32)):
-            for shard, group in batch.groupby("shard", sort=False):
-                tally.add(int(shard), group["record"].to_numpy(), group["offset"].to_numpy(),
-                          np.stack([group["prompt_hi"].to_numpy(), group["prompt_lo"].to_numpy()], axis=1))
-        return Leakage(tally.cross_shard_duplicates(), tally.pairs())

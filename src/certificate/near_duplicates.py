@@ -20,8 +20,8 @@ from rensa import RMinHash
 
 from src.certificate.ngrams import ngram_hashes
 from src.core.config import NearDuplicateParams
-from src.core.seen import ScratchTables
 from src.core.spill import SpillPartitions
+from src.core.sqlite_scratch import ScratchTables
 
 SEED = 15015  # rensa's permutation seed; changing it changes every signature
 SIGNATURE_BATCH = 1024
@@ -195,8 +195,8 @@ def _shared_key_pairs(rows: np.ndarray) -> Iterator[np.ndarray]:
 
 
 class NearDuplicateFilter:
-    """TEMPORARY adapter over NearDuplicateIndex until the DuckDB version lands: per prompt, whether to keep it (no
-    earlier kept prompt is a near-duplicate of it)."""
+    """The merge's drop_near_duplicates: per prompt, in order, whether to keep it (no earlier kept prompt is a
+    near-duplicate of it); the kept ones are indexed."""
 
     def __init__(self, params: NearDuplicateParams) -> None:
         self.params = params

@@ -14,17 +14,6 @@ import numpy as np
 
 PARTITION_RECORDS = 1 << 16  # rows per spill file, about (a few MB), so a file is grouped in little memory
 MAX_PARTITIONS = 256
-DIGEST_ROW = np.dtype([("high", "<u8"), ("low", "<u8")])  # a 16-byte digest (src/core/seen.py) as two words
-
-
-def digest_words(digests: np.ndarray) -> np.ndarray:
-    """16-byte digests given as rows of two 64-bit words (src/records/index.py digest_rows()) as DIGEST_ROW rows."""
-    return np.ascontiguousarray(digests, dtype="<u8").view(DIGEST_ROW).reshape(-1)
-
-
-def repeated(rows: np.ndarray) -> np.ndarray:
-    """For rows sorted by (high, low): whether each row but the first repeats the digest of the row before it."""
-    return (rows["high"][1:] == rows["high"][:-1]) & (rows["low"][1:] == rows["low"][:-1])
 
 
 class SpillPartitions:
@@ -66,21 +55,3 @@ class SpillPartitions:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class RepeatCounter(SpillPartitions):
-    """How many of the digests added are repeats of one added before: an exact duplicate count that needs no lookup
-    per record (where, unlike src/core/seen.py's SeenSet, nobody asks which records are the repeats)."""
-
-    def __init__(self, records: int) -> None:
-        super().__init__(DIGEST_ROW, records)
-
-    def add_words(self, digests: np.ndarray) -> None:
-        """Add 16-byte digests given as rows of two 64-bit words (src/records/index.py digest_rows())."""
-        words = digest_words(digests)
-        self.add(words, words["high"])
-
-    def repeats(self) -> int:
-        """Call once, after the last add_words()."""
-        return sum(int(np.count_nonzero(repeated(rows[np.lexsort((rows["low"], rows["high"]))])))
-                   for rows in self.partitions())

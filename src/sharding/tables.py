@@ -1,26 +1,30 @@
-"""What a split reports: one row per record written to a shard, kept in a DuckDB table as the shards are written;
-from it, the per-shard tables (sizes, category shares, length histograms: pandas) and the leakage and contamination
-certificate (src/certificate/), and the headline metrics, which mean the same whatever the shard count.
+"""What a split reports: one row per record written to a shard, kept in Parquet files that DuckDB reads as the
+shards are written; from them, the per-shard tables (sizes, category shares, length histograms: pandas) and the
+contamination certificate; from the records' prompts, the leakage certificate (src/certificate/); and the headline
+metrics, which mean the same whatever the shard count.
 """
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
+from typing import Self
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from src.certificate.contamination import EvalSet
-from src.certificate.leakage import PromptReader, leakage_rows, summarise_leakage
+from src.certificate.leakage import LeakageTally, PromptReader, leakage_rows
 from src.core.config import NearDuplicateParams
 from src.core.schema import CATEGORIES
-from src.core.scratch import insert
+from src.core.scratch import registered
 from src.output.files import IntegerChunks
 from src.records.stats import (
     LENGTH_BINS,
-    STATS_COLUMNS,
     TEXT_FIELDS,
     group_stats,
     length_label,
@@ -30,6 +34,7 @@ from src.records.stats import (
 from src.sharding.writer import ShardPiece
 
 TABLE = "shard_records"
+PART_RECORDS = 1 << 16  # rows written to one Parquet file
 INDEX_BATCH = 32  # DuckDB vectors (2,048 rows each) of contaminated indices fetched at a time
 
 
@@ -46,26 +51,50 @@ class ShardFile:
 
 
 class ShardRecords:
-    """The records written to each shard, one row each in table TABLE of ``database``: laid-out position, merged
-    index, shard, byte offset, prompt digest, category, characters, and whether it shares text with ``eval_set``."""
+    """The records written to each shard, one row each: laid-out position, merged index, shard, category,
+    characters, and whether it shares text with ``eval_set``. The rows go to Parquet files in a temporary directory,
+    PART_RECORDS at a time, read by DuckDB as view TABLE of ``database``: a table of the database would grow to its
+    memory limit, files take none. Their prompts go to a LeakageTally."""
 
-    def __init__(self, database: duckdb.DuckDBPyConnection, eval_set: EvalSet) -> None:
+    def __init__(self, database: duckdb.DuckDBPyConnection, eval_set: EvalSet, near_duplicates: NearDuplicateParams,
+                 read_prompts: PromptReader, records: int) -> None:
+        """``read_prompts`` reads prompts back from the merged file; ``records``: about how many will be added."""
         self.database, self.eval_set = database, eval_set
-        database.execute(f'CREATE TABLE {TABLE} (position BIGINT, record BIGINT, shard INTEGER, "offset" UBIGINT, '
-                         f"prompt_hi UBIGINT, prompt_lo UBIGINT, {STATS_COLUMNS}, contaminated BOOLEAN)")
+        self._open = ExitStack()
+        self._leakage = self._open.enter_context(LeakageTally(near_duplicates, read_prompts, records))
+        self._directory = self._open.enter_context(tempfile.TemporaryDirectory(prefix="shard-records-"))
+        self._pending: list[dict[str, np.ndarray]] = []
+        self._parts = 0
 
     def add(self, piece: ShardPiece) -> None:
         rows = piece.rows
-        columns = {"position": np.arange(piece.position, piece.position + len(rows)), "record": piece.records,
-                   "shard": np.full(len(rows), piece.shard, dtype=np.int32), "offset": rows["offset"],
-                   "prompt_hi": rows["prompt"][:, 0], "prompt_lo": rows["prompt"][:, 1], **stats_columns(rows),
-                   "contaminated": self.eval_set.contaminated(piece.lines)}
-        insert(self.database, TABLE, columns)
+        self._leakage.add(piece.shard, piece.records, rows["offset"], rows["prompt"])
+        self._pending.append({"position": np.arange(piece.position, piece.position + len(rows)),
+                              "record": piece.records, "shard": np.full(len(rows), piece.shard, dtype=np.int32),
+                              **stats_columns(rows), "contaminated": self.eval_set.contaminated(piece.lines)})
+        if sum(len(columns["record"]) for columns in self._pending) >= PART_RECORDS:
+            self._write_part()
 
-    def tables(self, files: Sequence[ShardFile], near_duplicates: NearDuplicateParams,
-               read_prompts: PromptReader) -> tuple[dict[str, pd.DataFrame | list[dict]], dict[str, int | float]]:
+    def _write_part(self) -> None:
+        columns = {name: np.concatenate([pending[name] for pending in self._pending]) for name in self._pending[0]}
+        self._pending.clear()
+        path = str(Path(self._directory) / f"{self._parts}.parquet").replace("'", "''")  # quoted in SQL
+        with registered(self.database, "new_rows", columns):
+            self.database.execute(f"COPY new_rows TO '{path}' (FORMAT parquet)")
+        self._parts += 1
+
+    def _view(self) -> None:
+        """Make TABLE the rows added, once the last is added (a split writes at least one)."""
+        if self._pending:
+            self._write_part()
+        files = str(Path(self._directory) / "*.parquet").replace("'", "''")
+        self.database.execute(f"CREATE OR REPLACE VIEW {TABLE} AS FROM read_parquet('{files}')")
+
+    def tables(self, files: Sequence[ShardFile]) -> tuple[dict[str, pd.DataFrame | list[dict]],
+                                                          dict[str, int | float]]:
         """The detail tables by name (the per-shard ones as DataFrames, the certificate's as rows), and the
-        headline metrics."""
+        headline metrics; once the last record is added."""
+        self._view()
         names = [shard.name for shard in files]
         stats = group_stats(self.database, TABLE, "shard").df().set_index("grp").reindex(range(len(files)),
                                                                                            fill_value=0)
@@ -90,9 +119,9 @@ class ShardRecords:
         contaminated = self.database.sql(f"SELECT shard, count(*) AS contaminated FROM {TABLE} WHERE contaminated "
                                          "GROUP BY shard").df().set_index("shard")["contaminated"]
         contaminated = contaminated.reindex(range(len(files)), fill_value=0)
-        leakage = summarise_leakage(self.database, TABLE, near_duplicates, read_prompts)
+        pairs = self._leakage.pairs()
         tables = {"shards": shards, "categories": categories, "lengths": lengths,
-                  "leakage": leakage_rows(leakage.pairs, names),
+                  "leakage": leakage_rows(pairs, names),
                   "contamination": [{"shard": name, "records": shard.records, "contaminated": int(count),
                                      "indices": IntegerChunks(partial(self._contaminated, number))}
                                     for number, (name, shard, count) in enumerate(zip(names, files, contaminated,
@@ -101,8 +130,8 @@ class ShardRecords:
                     "records_max": int(sizes["records"].max()), "bytes_min": int(sizes["bytes"].min()),
                     "bytes_max": int(sizes["bytes"].max()),
                     "category_deviation_max": round(float(categories["deviation"].abs().max()), 2),
-                    "cross_shard_duplicates": leakage.cross_shard_duplicates,
-                    "near_duplicate_pairs": sum(counts.near_duplicate_pairs for counts in leakage.pairs.values()),
+                    "cross_shard_duplicates": self._leakage.cross_shard_duplicates(),
+                    "near_duplicate_pairs": sum(counts.near_duplicate_pairs for counts in pairs.values()),
                     "contaminated_records": int(contaminated.sum())}
         return tables, headline
 
@@ -112,6 +141,15 @@ class ShardRecords:
             f"SELECT record FROM {TABLE} WHERE shard = ? AND contaminated ORDER BY position", [shard])
         while len(batch := result.fetch_df_chunk(INDEX_BATCH)):
             yield batch["record"].to_numpy()
+
+    def close(self) -> None:
+        self._open.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def rows_of(table: pd.DataFrame | list[dict]) -> list[dict]:

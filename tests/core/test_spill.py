@@ -5,9 +5,7 @@ import numpy as np
 import pytest
 
 from src.core import spill
-from src.core.spill import DIGEST_ROW, RepeatCounter, SpillPartitions
-from src.records.index import digest_rows
-from tests.records_data import digest16 as digest
+from src.core.spill import SpillPartitions
 
 
 @pytest.mark.parametrize("partition_records", [1, 3, 1 << 16])
@@ -25,14 +23,3 @@ def test_every_row_of_a_key_is_in_one_partition_in_the_order_added(monkeypatch, 
         for key in set(part["key"].tolist()):
             assert part["position"][part["key"] == key].tolist() == \
                 rows["position"][rows["key"] == key].tolist()  # all of the key's rows, in order
-
-
-@pytest.mark.parametrize("partition_records", [1, 2, 1 << 16])
-def test_repeats_are_the_digests_added_before(monkeypatch, partition_records: int) -> None:
-    monkeypatch.setattr(spill, "PARTITION_RECORDS", partition_records)
-    keys = [b"a", b"b", b"a", b"", b"c", b"a", b""]
-    with RepeatCounter(len(keys)) as counter:
-        counter.add_words(digest_rows([digest(key) for key in keys[:3]]))
-        counter.add_words(digest_rows([digest(key) for key in keys[3:]]))
-        assert counter.repeats() == 3  # the second and third "a", the second ""
-    assert DIGEST_ROW.itemsize == 16
