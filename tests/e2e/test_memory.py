@@ -1,14 +1,16 @@
-"""Peak memory of every stage is flat in the number of records (4N within 1.1x of N), and within 256 MiB: pandas'
-import takes about 70 MiB of it, DuckDB's scratch database (src/core/scratch.py) at most its 32 MB limit.
+"""Peak memory of every stage is flat in the number of records (4N within 1.1x of N), and within 256 MiB: the imports
+(numpy, pandas with pyarrow, DuckDB) take about 100 MiB of it, a DuckDB connection about 24 MiB, its scratch
+database (src/core/scratch.py) at most its 32 MB limit.
 
 Each stage script runs alone in a fresh process, at N and at 4N records: the built-in sample and a JSON Lines file
 of as many records, which the raw stage reads on its worker processes. N is large enough for every bounded buffer
 to have filled: the raw stage's batches in flight, the blocks queued behind the writers and what the allocator keeps
-of them reach their steady state only after a few hundred batches (the raw stage peaked at 80 MiB at 20,000 records
-and 93 MiB at 80,000, then 96 MiB at 100,000 and 101-105 MiB at 400,000). The peak is what the benchmark's wrapper
-(bench/measure.py) reads: the largest process's ru_maxrss, or the sampled peak of the proportional set sizes of the
-stage and the workers it forks, summed, whichever is larger. The split checks contamination against an
-evaluation file (outputs of other sample records), so every table it keeps is exercised.
+of them reach their steady state only after a few hundred batches. Measured here at N and 4N: raw 148 and 153 MiB,
+merge 126 and 132 MiB, split 212 to 218 and 221 to 229 MiB (at 50,000 and 200,000 the raw stage is still warming
+up: 141 and 151 MiB). The peak is what the benchmark's wrapper (bench/measure.py) reads: the largest process's
+ru_maxrss, or the sampled peak of the proportional set sizes of the stage and the workers it forks, summed,
+whichever is larger. The split checks contamination against an evaluation file (outputs of other sample records),
+so every table it keeps is exercised.
 """
 from __future__ import annotations
 
