@@ -21,11 +21,8 @@ from src.core.progress import counted_chunks, line_progress
 from src.core.schema import RAW_MANIFEST
 from src.core.scratch import scratch_database
 from src.output.files import write_json
-from src.records.merging import (
-    MERGED,
-    merge_sources,
-)
-from src.records.stats import group_stats, summary
+from src.records.merging import merge_sources
+from src.records.stats import summary
 
 
 def read_manifest(raw_dir: Path) -> dict[str, dict]:
@@ -48,21 +45,17 @@ def main(argv: Sequence[str]) -> None:
     sources = read_manifest(Path(raw_dir))
     files = [(name, Path(raw_dir) / f"{name}.jsonl") for name in sources]
     with scratch_database() as database, line_progress([path for _, path in files], "merge") as bar:
-        counts = merge_sources(database, files, Path(merged), Path(record_index), params.merge.drop_duplicates,
+        result = merge_sources(database, files, Path(merged), Path(record_index), params.merge.drop_duplicates,
                                params.near_duplicates if params.merge.drop_near_duplicates else None,
                                partial(counted_chunks, bar=bar))
-        kept = dict(database.execute(f"SELECT source, count(*) FROM {MERGED} GROUP BY source").fetchall())
-        whole = group_stats(database, MERGED, "0")
-        (row,) = whole.fetchall()
-        stats = summary(dict(zip(whole.columns, row, strict=True)))
-    # Sources are numbered in merge order; one that kept nothing has no row.
-    kept_by_name = {name: kept.get(number, 0) for number, name in enumerate(sources)}
+    kept_by_name = {name: result.kept[name] for name in sources}
     write_json(Path(provenance_out), {
         "sources": {name: {**source, "kept": kept_by_name[name]} for name, source in sources.items()},
         "merge": {"drop_duplicates": params.merge.drop_duplicates,
                   "drop_near_duplicates": params.merge.drop_near_duplicates},
     })
-    write_json(Path(metrics_out), {**stats, "sources": kept_by_name, "duplicates": counts.__dict__})
+    write_json(Path(metrics_out), {**summary(result.stats.row()), "sources": kept_by_name,
+                                   "duplicates": result.counts.__dict__})
 
 
 if __name__ == "__main__":

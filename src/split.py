@@ -49,7 +49,7 @@ def main(argv: Sequence[str]) -> None:
             raise DatasetError(f"{record_index}: does not match {provenance_path}; run the merge stage again "
                                "(dvc repro -f merge)")
         split = params.split.for_records(index.records)
-        with ShardRecords(database, eval_set, params.near_duplicates, partial(read_prompts, Path(merged)),
+        with ShardRecords(len(split.shards), eval_set, params.near_duplicates, partial(read_prompts, Path(merged)),
                           index.records) as shard_records:
             with atomic_directory(directory) as staging:
                 paths = [staging / file_name.replace(SHARD_PLACEHOLDER, shard.name) for shard in split.shards]

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from src.core.scratch import scratch_database
 from src.raw import write_source
 from src.records.index import line_lengths
-from src.records.merging import RawChunk, write_merged
+from src.records.merging import DuplicateCounts, RawChunk, write_merged
 from src.sources.encode import encode_records, encoded_batches
 
 
@@ -36,9 +35,7 @@ def raw_chunk(source: str, records: Sequence[dict], first: int = 0) -> RawChunk:
 
 def write_merged_records(work: Path, records: Iterable[dict], source: str = "s") -> None:
     """merged.jsonl and its record index records.npy in ``work``, of ``records`` (one source, renumbered from 0)."""
-    with scratch_database() as database:
-        write_merged([raw_chunk(source, list(records))], work / "merged.jsonl", work / "records.npy", database,
-                     [source])
+    write_merged([raw_chunk(source, list(records))], work / "merged.jsonl", work / "records.npy", DuplicateCounts())
 
 
 def write_raw(directory: Path, sources: Sequence[tuple[str, Sequence[dict]]]) -> list[tuple[str, Path]]:

@@ -38,7 +38,7 @@ def merged(tmp_path: Path, sources: list[tuple[str, list[dict]]], drop_duplicate
     with scratch_database() as database:
         found = merge_sources(database, write_raw(tmp_path / "raw", sources), tmp_path / "merged.jsonl",
                               tmp_path / "records.npy", drop_duplicates, near_duplicates)
-    counts.__dict__.update(found.__dict__)
+    counts.__dict__.update(found.counts.__dict__)
     return (tmp_path / "merged.jsonl").read_bytes().splitlines(keepends=True), np.load(tmp_path / "records.npy")
 
 

@@ -122,7 +122,7 @@ def test_every_merged_record_lands_in_exactly_one_shard_in_order(sources, copies
     with tempfile.TemporaryDirectory() as directory, scratch_database() as database:
         merged_file = Path(directory) / "merged.jsonl"
         counts = merge_sources(database, write_raw(Path(directory) / "raw", [source for source in sources if source[1]]),
-                               merged_file, Path(directory) / "records.npy", drop_duplicates, None)
+                               merged_file, Path(directory) / "records.npy", drop_duplicates, None).counts
         merged = [json.loads(line) for line in merged_file.read_bytes().splitlines()]
     assert all(m["chars"] == [len(m["instruction"]), len(m["input"]), len(m["output"])] for m in merged)
 

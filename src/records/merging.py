@@ -7,6 +7,7 @@ from those digests in DuckDB (src/core/scratch.py), copies bytes, and parses onl
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,10 @@ from src.core.scratch import insert
 from src.output.files import atomic_file, write_behind
 from src.records.index import RecordIndex, RecordIndexWriter, line_lengths
 from src.records.lines import merged_head_start, prompt_bytes, prompt_fields
-from src.records.stats import STATS_COLUMNS, stats_columns
+from src.records.stats import GroupStats
 
 CHUNK_RECORDS = 4096  # raw records read, checked and written at a time
 DIGEST_CHUNK_ROWS = 1 << 16  # raw record index rows read at a time for their digests
-MERGED = "merged_records"  # the table of the merged records' statistics columns
 # Per row of a table of digests, whether an earlier position has the same digest: one sort (which spills, where a
 # window partitioned by digest would not).
 AGAIN = ("SELECT position, lag({key}_hi) OVER w = {key}_hi AND lag({key}_lo) OVER w = {key}_lo AS again FROM {table} "
@@ -62,6 +62,15 @@ class DuplicateCounts:
     same_prompt: int = 0  # records whose instruction and input appeared before (includes exact)
     dropped: int = 0
     near_dropped: int = 0  # records dropped as near-duplicates of an earlier kept record
+
+
+@dataclass(frozen=True)
+class Merged:
+    """What a merge counted: duplicates, records kept by source name, and the kept records' statistics."""
+
+    counts: DuplicateCounts
+    kept: Counter[str]
+    stats: GroupStats
 
 
 def raw_chunks(sources: Sequence[tuple[str, Path]]) -> Iterator[RawChunk]:
@@ -130,13 +139,10 @@ def _lines(chunk: RawChunk) -> list[bytes]:
                                                                 strict=True)]
 
 
-def write_merged(chunks: Iterable[RawChunk], merged: Path, record_index: Path, database: duckdb.DuckDBPyConnection,
-                 sources: Sequence[str]) -> None:
+def write_merged(chunks: Iterable[RawChunk], merged: Path, record_index: Path, counts: DuplicateCounts) -> Merged:
     """Write the kept raw records ``chunks``, renumbered from 0 in order, to the merged file and its record index;
-    their source (its number in ``sources``: DuckDB reads numpy text slowly) and statistics columns go to table MERGED
-    of ``database``."""
-    database.execute(f"CREATE TABLE {MERGED} (source SMALLINT, {STATS_COLUMNS})")
-    number = 0
+    count them by source and describe them."""
+    result, number = Merged(counts, Counter(), GroupStats()), 0
     with RecordIndexWriter(record_index) as index, atomic_file(merged) as file, write_behind(file) as stream:
         for chunk in chunks:
             source = orjson.dumps(chunk.source)
@@ -153,21 +159,20 @@ def write_merged(chunks: Iterable[RawChunk], merged: Path, record_index: Path, d
             rows["head"] = lengths - (chunk.ends - chunk.starts - rows["head"])  # the shard fields are the same
             rows["offset"] = np.cumsum(lengths) - lengths
             index.add(rows, len(block))
-            insert(database, MERGED, {"source": np.full(len(rows), sources.index(chunk.source), dtype=np.int16),
-                                      **stats_columns(rows)})
+            result.kept[chunk.source] += len(rows)
+            result.stats.add(rows)
+    return result
 
 
 def merge_sources(database: duckdb.DuckDBPyConnection, files: Sequence[tuple[str, Path]], merged: Path,
                   record_index: Path, drop_duplicates: bool, near_duplicates: NearDuplicateParams | None,
-                  progress: Callable[[Iterator[RawChunk]], Iterator[RawChunk]] = iter) -> DuplicateCounts:
+                  progress: Callable[[Iterator[RawChunk]], Iterator[RawChunk]] = iter) -> Merged:
     """Merge the raw files of ``files`` (source name, NAME.jsonl) into ``merged`` and its ``record_index``, read
-    through ``progress``; with ``near_duplicates``, near-duplicates of earlier kept records are dropped. The kept
-    records' source numbers (their place in ``files``) and statistics columns are left in table MERGED."""
+    through ``progress``; with ``near_duplicates``, near-duplicates of earlier kept records are dropped."""
     counts = count_duplicates(database, [path.with_suffix(".npy") for _, path in files])
     chunks = progress(raw_chunks(files))
     if drop_duplicates:
         chunks, counts.dropped = without_repeats(chunks, database), counts.exact
     if near_duplicates is not None:
         chunks = without_near_duplicates(chunks, near_duplicates, counts)
-    write_merged(chunks, merged, record_index, database, [name for name, _ in files])
-    return counts
+    return write_merged(chunks, merged, record_index, counts)

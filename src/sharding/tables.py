@@ -1,7 +1,6 @@
-"""What a split reports: one row per record written to a shard, kept in Parquet files that DuckDB reads as the
-shards are written; from them, the per-shard tables (sizes, category shares, length histograms: pandas) and the
-contamination certificate; from the records' prompts, the leakage certificate (src/certificate/); and the headline
-metrics, which mean the same whatever the shard count.
+"""What a split reports, counted as the shards are written: the per-shard tables (sizes, category shares, length
+histograms: pandas), the contamination certificate, the leakage certificate from the records' prompts
+(src/certificate/), and the headline metrics, which mean the same whatever the shard count.
 """
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ from functools import partial
 from pathlib import Path
 from typing import Self
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -21,21 +19,11 @@ from src.certificate.contamination import EvalSet
 from src.certificate.leakage import LeakageTally, PromptReader, leakage_rows
 from src.core.config import NearDuplicateParams
 from src.core.schema import CATEGORIES
-from src.core.scratch import registered
 from src.output.files import IntegerChunks
-from src.records.stats import (
-    LENGTH_BINS,
-    TEXT_FIELDS,
-    group_stats,
-    length_label,
-    mean_chars,
-    stats_columns,
-)
+from src.records.stats import COLUMNS, LENGTH_BINS, LENGTH_LABELS, TEXT_FIELDS, GroupStats, mean_chars
 from src.sharding.writer import ShardPiece
 
-TABLE = "shard_records"
-PART_RECORDS = 1 << 16  # rows written to one Parquet file
-INDEX_BATCH = 32  # DuckDB vectors (2,048 rows each) of contaminated indices fetched at a time
+INDEX_BATCH = 1 << 16  # contaminated indices read back at a time
 
 
 @dataclass(frozen=True)
@@ -51,53 +39,37 @@ class ShardFile:
 
 
 class ShardRecords:
-    """The records written to each shard, one row each: laid-out position, merged index, shard, category,
-    characters, and whether it shares text with ``eval_set``. The rows go to Parquet files in a temporary directory,
-    PART_RECORDS at a time, read by DuckDB as view TABLE of ``database``: a table of the database would grow to its
-    memory limit, files take none. Their prompts go to a LeakageTally."""
+    """The records written to each shard: their statistics (src/records/stats.py), and the merged indices of those
+    that share text with ``eval_set``, in files of a temporary directory (every record may be contaminated). Their
+    prompts go to a LeakageTally."""
 
-    def __init__(self, database: duckdb.DuckDBPyConnection, eval_set: EvalSet, near_duplicates: NearDuplicateParams,
+    def __init__(self, shards: int, eval_set: EvalSet, near_duplicates: NearDuplicateParams,
                  read_prompts: PromptReader, records: int) -> None:
         """``read_prompts`` reads prompts back from the merged file; ``records``: about how many will be added."""
-        self.database, self.eval_set = database, eval_set
+        self.eval_set, self._stats = eval_set, GroupStats(shards)
         self._open = ExitStack()
         self._leakage = self._open.enter_context(LeakageTally(near_duplicates, read_prompts, records))
-        self._directory = self._open.enter_context(tempfile.TemporaryDirectory(prefix="shard-records-"))
-        self._pending: list[dict[str, np.ndarray]] = []
-        self._parts = 0
+        self._directory = Path(self._open.enter_context(tempfile.TemporaryDirectory(prefix="shard-records-")))
+        self._contaminated = np.zeros(shards, dtype=np.int64)
 
     def add(self, piece: ShardPiece) -> None:
         rows = piece.rows
         self._leakage.add(piece.shard, piece.records, rows["offset"], rows["prompt"])
-        self._pending.append({"position": np.arange(piece.position, piece.position + len(rows)),
-                              "record": piece.records, "shard": np.full(len(rows), piece.shard, dtype=np.int32),
-                              **stats_columns(rows), "contaminated": self.eval_set.contaminated(piece.lines)})
-        if sum(len(columns["record"]) for columns in self._pending) >= PART_RECORDS:
-            self._write_part()
-
-    def _write_part(self) -> None:
-        columns = {name: np.concatenate([pending[name] for pending in self._pending]) for name in self._pending[0]}
-        self._pending.clear()
-        path = str(Path(self._directory) / f"{self._parts}.parquet").replace("'", "''")  # quoted in SQL
-        with registered(self.database, "new_rows", columns):
-            self.database.execute(f"COPY new_rows TO '{path}' (FORMAT parquet)")
-        self._parts += 1
-
-    def _view(self) -> None:
-        """Make TABLE the rows added, once the last is added (a split writes at least one)."""
-        if self._pending:
-            self._write_part()
-        files = str(Path(self._directory) / "*.parquet").replace("'", "''")
-        self.database.execute(f"CREATE OR REPLACE VIEW {TABLE} AS FROM read_parquet('{files}')")
+        self._stats.add(rows, piece.shard)
+        if not self.eval_set.files:
+            return
+        contaminated = piece.records[self.eval_set.contaminated(piece.lines)].astype(np.int64)
+        if len(contaminated):
+            self._contaminated[piece.shard] += len(contaminated)
+            with open(self._directory / str(piece.shard), "ab") as indices:
+                contaminated.tofile(indices)
 
     def tables(self, files: Sequence[ShardFile]) -> tuple[dict[str, pd.DataFrame | list[dict]],
                                                           dict[str, int | float]]:
         """The detail tables by name (the per-shard ones as DataFrames, the certificate's as rows), and the
         headline metrics; once the last record is added."""
-        self._view()
         names = [shard.name for shard in files]
-        stats = group_stats(self.database, TABLE, "shard").df().set_index("grp").reindex(range(len(files)),
-                                                                                           fill_value=0)
+        stats = pd.DataFrame(self._stats.counts, columns=COLUMNS)
         sizes = pd.DataFrame([shard.__dict__ for shard in files]).rename(columns={"name": "shard"})
         shards = sizes[["shard", "records", "bytes", "md5", "start", "stop"]].assign(
             with_input=stats["with_input"].to_numpy(),
@@ -114,16 +86,14 @@ class ShardRecords:
         categories[rounded] = categories[rounded].map(lambda value: round(value, 2))  # Python's: numpy's may differ
         lengths = pd.DataFrame({
             "shard": np.repeat(names, len(LENGTH_BINS)), "bin_start": np.tile(LENGTH_BINS, len(names)),
-            "chars": np.tile([length_label(number) for number in range(len(LENGTH_BINS))], len(names)),
-            "records": stats[[length_label(number) for number in range(len(LENGTH_BINS))]].to_numpy().ravel()})
-        contaminated = self.database.sql(f"SELECT shard, count(*) AS contaminated FROM {TABLE} WHERE contaminated "
-                                         "GROUP BY shard").df().set_index("shard")["contaminated"]
-        contaminated = contaminated.reindex(range(len(files)), fill_value=0)
+            "chars": np.tile(LENGTH_LABELS, len(names)),
+            "records": stats[LENGTH_LABELS].to_numpy().ravel()})
+        contaminated = self._contaminated.tolist()
         pairs = self._leakage.pairs()
         tables = {"shards": shards, "categories": categories, "lengths": lengths,
                   "leakage": leakage_rows(pairs, names),
                   "contamination": [{"shard": name, "records": shard.records, "contaminated": int(count),
-                                     "indices": IntegerChunks(partial(self._contaminated, number))}
+                                     "indices": IntegerChunks(partial(self._indices, number))}
                                     for number, (name, shard, count) in enumerate(zip(names, files, contaminated,
                                                                                       strict=True))]}
         headline = {"shards": len(files), "records_min": int(sizes["records"].min()),
@@ -132,15 +102,16 @@ class ShardRecords:
                     "category_deviation_max": round(float(categories["deviation"].abs().max()), 2),
                     "cross_shard_duplicates": self._leakage.cross_shard_duplicates(),
                     "near_duplicate_pairs": sum(counts.near_duplicate_pairs for counts in pairs.values()),
-                    "contaminated_records": int(contaminated.sum())}
+                    "contaminated_records": sum(contaminated)}
         return tables, headline
 
-    def _contaminated(self, shard: int) -> Iterator[np.ndarray]:
+    def _indices(self, shard: int) -> Iterator[np.ndarray]:
         """The merged indices of the contaminated records of shard ``shard``, in laid-out order, a batch at a time."""
-        result = self.database.cursor().execute(
-            f"SELECT record FROM {TABLE} WHERE shard = ? AND contaminated ORDER BY position", [shard])
-        while len(batch := result.fetch_df_chunk(INDEX_BATCH)):
-            yield batch["record"].to_numpy()
+        if not (path := self._directory / str(shard)).exists():
+            return
+        with open(path, "rb") as indices:
+            while len(batch := np.fromfile(indices, dtype=np.int64, count=INDEX_BATCH)):
+                yield batch
 
     def close(self) -> None:
         self._open.close()
