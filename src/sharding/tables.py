@@ -61,7 +61,7 @@ class ShardRecords:
         contaminated = piece.records[self.eval_set.contaminated(piece.lines)].astype(np.int64)
         if len(contaminated):
             self._contaminated[piece.shard] += len(contaminated)
-            with open(self._directory / str(piece.shard), "ab") as indices:
+            with open(self._indices_file(piece.shard), "ab") as indices:
                 contaminated.tofile(indices)
 
     def tables(self, files: Sequence[ShardFile]) -> tuple[dict[str, pd.DataFrame | list[dict]],
@@ -105,9 +105,13 @@ class ShardRecords:
                     "contaminated_records": sum(contaminated)}
         return tables, headline
 
+    def _indices_file(self, shard: int) -> Path:
+        """Where the merged indices of shard ``shard``'s contaminated records are appended (int64 each)."""
+        return self._directory / f"{shard}.int64"
+
     def _indices(self, shard: int) -> Iterator[np.ndarray]:
         """The merged indices of the contaminated records of shard ``shard``, in laid-out order, a batch at a time."""
-        if not (path := self._directory / str(shard)).exists():
+        if not (path := self._indices_file(shard)).exists():
             return
         with open(path, "rb") as indices:
             while len(batch := np.fromfile(indices, dtype=np.int64, count=INDEX_BATCH)):

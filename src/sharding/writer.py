@@ -57,11 +57,10 @@ class Chunk:
 
 @dataclass(frozen=True)
 class ShardPiece:
-    """Records of one shard (0-based ``shard``), laid out from ``position`` on: their merged indices, record index
-    rows and shard lines, one after another."""
+    """Records of one shard (0-based ``shard``), in laid-out order: their merged indices, record index rows and shard
+    lines, one after another."""
 
     shard: int
-    position: int
     records: np.ndarray
     rows: np.ndarray
     lines: bytes
@@ -121,7 +120,7 @@ def shard_pieces(chunks: Iterable[Chunk], split: SplitParams) -> Iterator[ShardP
             first, last = max(shard.start, position) - position, min(shard.stop, end) - position
             rows = chunk.rows[first:last]
             lines = cut_shard_lines(chunk.block, chunk.starts[first:last] + rows["head"], chunk.ends[first:last])
-            yield ShardPiece(number, position + first, chunk.records[first:last], rows, lines)
+            yield ShardPiece(number, chunk.records[first:last], rows, lines)
             if shard.stop > end:
                 break
             number += 1

@@ -32,7 +32,7 @@ def test_contaminated_indices_come_back_per_shard_in_laid_out_order_a_batch_at_a
         with ShardRecords(2, eval_set, NearDuplicateParams(), lambda offsets: [], 9000) as shard_records:
             for start in range(0, 9000, 500):  # each shard's indices are appended 9 times
                 laid = order[start:start + 500]
-                shard_records.add(ShardPiece(int(start >= 4500), start, laid, rows[laid],
+                shard_records.add(ShardPiece(int(start >= 4500), laid, rows[laid],
                                              b"".join(shard_line(records[n]) for n in laid)))
             batches = [list(shard_records._indices(shard)) for shard in (0, 1)]
     assert [[len(batch) for batch in shard] for shard in batches] == [[2048, 952], [2048, 952]]
