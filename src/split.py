@@ -57,6 +57,8 @@ def main(argv: Sequence[str]) -> None:
                     for piece in shard_pieces(counted_chunks(laid_out(Path(merged), index, split), bar), split):
                         files.write(piece.shard, piece.lines)
                         shard_records.add(piece)
+                    files.close()
+                    shard_records.summarise_leakage()  # while the shards are read back and hashed
                     md5s = files.md5s()
                 written = [ShardFile(shard.name, shard.start, shard.stop, len(shard), size, md5)
                            for shard, size, md5 in zip(split.shards, files.bytes, md5s, strict=True)]

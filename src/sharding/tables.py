@@ -64,6 +64,10 @@ class ShardRecords:
             with open(self._indices_file(piece.shard), "ab") as indices:
                 contaminated.tofile(indices)
 
+    def summarise_leakage(self) -> None:
+        """Group what the shards share (the slow part of tables()), once the last record is added."""
+        self._leakage.pairs()
+
     def tables(self, files: Sequence[ShardFile]) -> tuple[dict[str, pd.DataFrame | list[dict]],
                                                           dict[str, int | float]]:
         """The detail tables by name (the per-shard ones as DataFrames, the certificate's as rows), and the

@@ -10,8 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from io import BufferedReader
 from pathlib import Path
+from queue import SimpleQueue
 from typing import BinaryIO, Self
 
 import numpy as np
@@ -25,6 +28,7 @@ from src.sharding.strategies import shuffled_order, stratified_order
 
 SHARD_PLACEHOLDER = "{shard}"
 CHUNK_RECORDS = 4096  # records read, cut and written at a time
+HASH_READ_BYTES = 1 << 20  # read back and hashed at a time
 CATEGORY_CHUNK_ROWS = 1 << 16  # record index rows read at a time for their categories (stratified)
 
 
@@ -128,22 +132,23 @@ def shard_pieces(chunks: Iterable[Chunk], split: SplitParams) -> Iterator[ShardP
 
 
 class ShardFiles:
-    """The shard files of ``paths``, written in shard order on one thread and hashed on another, both behind the
-    cutting (at a million records writing and md5 take a second or two each); each file flushed to disk as it is
-    written, and checked to hold what was written when it is closed."""
+    """The shard files of ``paths``, written in shard order on one thread behind the cutting, each flushed to disk as
+    it is written and checked to hold what was written when it is closed. Another thread hashes them, reading back
+    from the page cache what was written: it lags as far as it needs (md5 of 1M records' shards takes 1.5 s, more
+    than the cutting) without holding the data in memory, so the hashing also overlaps what follows the writing."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self._paths = paths
         self.bytes = [0] * len(paths)
-        self._md5 = [hashlib.md5() for _ in paths]
         self._open: tuple[int, BinaryIO, FlushBehind] | None = None  # the file being written
         self._writer = WriteBehind(self._write)
-        self._hasher = WriteBehind(lambda number, data: self._md5[number].update(data))
+        self._written: SimpleQueue[tuple[int, int] | None] = SimpleQueue()  # (shard, bytes) written; None: no more
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="md5-read-back")
+        self._md5s = self._hasher.submit(self._hash_written)
 
     def write(self, number: int, data: bytes) -> None:
         self.bytes[number] += len(data)
         self._writer.write(number, data)
-        self._hasher.write(number, data)
 
     def _write(self, number: int, data: bytes) -> None:
         if self._open is None or self._open[0] != number:
@@ -151,6 +156,33 @@ class ShardFiles:
             stream = self._paths[number].open("wb")
             self._open = number, stream, FlushBehind(stream)
         self._open[1].write(data)
+        self._open[1].flush()
+        self._written.put((number, len(data)))
+
+    def _hash_written(self) -> list[str]:
+        md5 = [hashlib.md5() for _ in self._paths]
+        buffer = memoryview(bytearray(HASH_READ_BYTES))
+        reading: tuple[int, BufferedReader] | None = None  # the file being read back
+        try:
+            while (written := self._written.get()) is not None:
+                number, left = written
+                if reading is None or reading[0] != number:
+                    if reading is not None:
+                        reading[1].close()
+                    reading = number, self._paths[number].open("rb")
+                while left:
+                    if not (got := reading[1].readinto(buffer[:min(left, len(buffer))])):
+                        raise self._changed(number)
+                    md5[number].update(buffer[:got])
+                    left -= got
+        finally:
+            if reading is not None:
+                reading[1].close()
+        return [hashed.hexdigest() for hashed in md5]
+
+    def _changed(self, number: int) -> DatasetError:
+        return DatasetError(f"{self._paths[number]}: changed while the split wrote it; run the split again once "
+                            "nothing else writes to its directory")
 
     def _close_file(self, synced: bool) -> None:
         if self._open is None:
@@ -163,17 +195,25 @@ class ShardFiles:
                 return
             flusher.sync()
             if os.fstat(stream.fileno()).st_size != self.bytes[number]:
-                raise DatasetError(f"{self._paths[number]}: changed while the split wrote it; run the split again "
-                                   "once nothing else writes to its directory")
+                raise self._changed(number)
         finally:
             stream.close()
 
+    def close(self) -> None:
+        """Wait for every write (raising the first failure) and close the files, on the disk; the hashing goes on."""
+        try:
+            self._writer.finish()
+            self._close_file(synced=True)
+        finally:
+            self._written.put(None)
+
     def md5s(self) -> list[str]:
-        """Wait for every write and hash (raising the first failure), close the files; their md5s, in order."""
-        self._writer.finish()
-        self._close_file(synced=True)
-        self._hasher.finish()
-        return [md5.hexdigest() for md5 in self._md5]
+        """The files' md5s, in order, once every write is done and read back."""
+        self.close()
+        try:
+            return self._md5s.result()
+        finally:
+            self._hasher.shutdown()
 
     def __enter__(self) -> Self:
         return self
@@ -181,5 +221,6 @@ class ShardFiles:
     def __exit__(self, error_type: type[BaseException] | None, *exc: object) -> None:
         if error_type is not None:  # the run is failing already: stop after the writes under way
             self._writer.abandon()
-            self._hasher.abandon()
             self._close_file(synced=False)
+            self._written.put(None)
+            self._hasher.shutdown()
