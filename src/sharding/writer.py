@@ -1,9 +1,7 @@
 """Laying out the merged records in the strategy's order and cutting them into shard files.
 
-The records come a block at a time, each block checked against the record index (src/records/index.py), which
-says where every record line and its shard fields start: a shard line is one slice of its record line, so nothing
-is parsed. Shard files are written on one thread and hashed on another, both behind the cutting (a file write and
-md5 release the GIL).
+Blocks of record lines are checked against the record index (src/records/index.py), which says where each line's
+shard fields start: a shard line is one slice of its record line, so nothing is parsed.
 """
 from __future__ import annotations
 
@@ -42,8 +40,7 @@ def shard_path_parts(shard_path: str) -> tuple[Path, str]:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Consecutive records of the laid-out order: their record lines, one after another in ``block`` (line i is
-    block[starts[i]:ends[i]]), their merged indices and their record index rows."""
+    """Consecutive laid-out records: line i is block[starts[i]:ends[i]]; their merged indices and index rows."""
 
     block: bytearray
     starts: np.ndarray
@@ -61,8 +58,7 @@ class Chunk:
 
 @dataclass(frozen=True)
 class ShardPiece:
-    """Records of one shard (0-based ``shard``), in laid-out order: their merged indices, record index rows and shard
-    lines, one after another."""
+    """Records of one shard (0-based), in laid-out order: merged indices, index rows and shard lines."""
 
     shard: int
     records: np.ndarray
@@ -102,20 +98,17 @@ def _in_order(merged: Path, index: RecordIndex, order: np.ndarray) -> Iterator[C
 
 
 def cut_shard_lines(block: bytearray, cuts: np.ndarray, ends: np.ndarray) -> bytes:
-    """The shard lines, one after another, of the record lines in ``block`` whose shard fields start at ``cuts``
-    (the ", " before them) and which end at ``ends``.
-
-    Rewrites ``block`` in place: the space of each ", " becomes the shard line's "{", so that each shard line is
-    one slice of the block and its text is copied once.
-    """
+    """The shard lines of the record lines in ``block`` whose shard fields start at ``cuts`` (the ", " before them)
+    and which end at ``ends``. The space of each ", " becomes the shard line's "{", in place, so that each shard
+    line is one slice of the block and its text is copied once."""
     np.frombuffer(block, dtype=np.uint8)[cuts + 1] = ord("{")
     with memoryview(block) as view:
         return b"".join([view[cut + 1:end] for cut, end in zip(cuts.tolist(), ends.tolist(), strict=True)])
 
 
 def shard_pieces(chunks: Iterable[Chunk], split: SplitParams) -> Iterator[ShardPiece]:
-    """The laid-out ``chunks`` cut where the shards of ``split`` start and stop (ordered, disjoint ranges), so that
-    records between shards (allow_gaps) are passed over."""
+    """The laid-out ``chunks`` cut where the shards of ``split`` start and stop; records between shards
+    (allow_gaps) are passed over."""
     position = number = 0
     for chunk in chunks:
         end = position + len(chunk.records)
