@@ -1,8 +1,7 @@
-"""Stage params: check the whole of params.yaml; prints nothing when it is valid.
+"""Stage params: check the whole of params.yaml, printing nothing when it is valid.
 
 Usage: python3 -m src.params PARAMS
-DVC runs it whenever any value in params.yaml changes (all of it is this stage's params), so that no edit (a
-misspelt section, a shard removed) leaves the pipeline "up to date" with params it refuses.
+DVC reruns it on any change to params.yaml, so that no edit leaves the pipeline "up to date" with params it refuses.
 """
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""params.yaml loaded into small frozen dataclasses, each section checked as it is read.
-
-Every section is a string-keyed mapping (never a list) so that `dvc params diff` and `dvc exp show` show one row or
-column per value. A bad value is one DatasetError: one line that names the key and says what to write instead. When
-a section has several problems, the first one in the order of the checks below is the one named.
-"""
+"""params.yaml read into frozen dataclasses. Each bad value is one DatasetError that names its key and what to write
+instead; of several problems in a section, the first in check order is named. Sections are string-keyed mappings
+(never lists), so that `dvc params diff` and `dvc exp show` give each value a row or column."""
 from __future__ import annotations
 
 import difflib
@@ -20,21 +17,16 @@ from src.core.errors import DatasetError
 from src.core.schema import FIELDS
 
 SECTIONS = ("raw", "merge", "split", "card")
-# Sections with defaults for every value (dvc.yaml still names them as stage params, so the project's params.yaml
-# writes them out).
-OPTIONAL_SECTIONS = ("near_duplicates", "contamination")
 LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")
 SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-# How the split orders the merged records before the ranges cut them (src/sharding/strategies.py).
-STRATEGIES = ("contiguous", "stratified", "shuffle")
-# Shard keys are shard1 ... shardN: names that `dvc exp run -S split.shards.shard2=7000` accepts (its override
-# grammar wants a key to start with a letter). Shard K of N is written as the file named K_of_N.
+STRATEGIES = ("contiguous", "stratified", "shuffle")  # src/sharding/strategies.py
+# shard1 ... shardN: `dvc exp run -S split.shards.shard2=7000` wants a key that starts with a letter.
 SHARD_KEY = re.compile(r"shard([1-9][0-9]*)")
 HEX_DIGEST_LENGTHS = {"md5": 32, "sha256": 64}
 
 
 def _mapping(value: object, where: str, known: tuple[str, ...] | None = None) -> dict:
-    """A string-keyed mapping, with unknown keys refused when ``known`` is given (and listed in its order)."""
+    """A string-keyed mapping, with unknown keys refused when ``known`` is given."""
     if value is None:
         raise DatasetError(f"{where} is missing or empty; it must be a mapping of names to values")
     if not isinstance(value, dict):
@@ -52,9 +44,8 @@ def _mapping(value: object, where: str, known: tuple[str, ...] | None = None) ->
 
 def _section(value: object, where: str, checks: dict[str, Callable[[object, str], Any]],
              required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The values of the mapping ``value``, each checked by ``checks[key]`` in table order. A key left out stays out
-    (the dataclass default applies), unless it is ``required``: then None is checked, so the message says what to
-    write."""
+    """The values checked by ``checks`` in table order. A key left out gets the dataclass default, unless it is
+    ``required``: then None is checked, so that the message says what to write."""
     section = _mapping(value, where, tuple(checks))
     return {key: check(section.get(key), f"{where}.{key}") for key, check in checks.items()
             if key in section or key in required}
@@ -74,14 +65,6 @@ def _boolean(value: object, where: str) -> bool:
     return value
 
 
-def _license(value: object, where: str) -> str:
-    text = _string(value, where)
-    if not LICENSE_ID.fullmatch(text):
-        raise DatasetError(f"{where} must be a license identifier as the Hugging Face Hub writes them (like "
-                           f"'cc-by-sa-3.0' or 'apache-2.0'), not {text!r}")
-    return text
-
-
 def _fraction(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
         raise DatasetError(f"{where} must be a number above 0 and at most 1, not {value!r}")
@@ -92,6 +75,14 @@ def _string(value: object, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise DatasetError(f"{where} must be a non-empty string, not {value!r}")
     return value
+
+
+def _license(value: object, where: str) -> str:
+    text = _string(value, where)
+    if not LICENSE_ID.fullmatch(text):
+        raise DatasetError(f"{where} must be a license identifier as the Hugging Face Hub writes them (like "
+                           f"'cc-by-sa-3.0' or 'apache-2.0'), not {text!r}")
+    return text
 
 
 @dataclass(frozen=True)
@@ -132,8 +123,6 @@ class SourceSpec:
     number_records: bool = False
     license: str | None = None
 
-    KEYS = ("path", "url", "md5", "sha256", "sample", "fields", "number_records", "license")
-
     @property
     def kind(self) -> str:
         return next(kind for kind, origin_type in ORIGIN_KINDS.items() if isinstance(self.origin, origin_type))
@@ -144,7 +133,7 @@ class SourceSpec:
         if not isinstance(name, str) or not SOURCE_NAME.fullmatch(name):
             raise DatasetError(f"raw.sources: source name {name!r} must use only letters, digits, '_' and "
                                "'-' (it names a file under data/raw/)")
-        spec = _mapping(value, where, cls.KEYS)
+        spec = _mapping(value, where, ("path", "url", "md5", "sha256", "sample", "fields", "number_records", "license"))
         kinds = [kind for kind in ORIGIN_KINDS if kind in spec]
         if len(kinds) != 1:
             raise DatasetError(f"{where}: give exactly one of path, url or sample "
@@ -169,12 +158,11 @@ class SourceSpec:
                                   seed=_integer(sample.get("seed", 0), f"{where}.sample.seed", 0))
         fields = {key: _string(target, f"{where}.fields.{key}")
                   for key, target in _mapping(spec.get("fields", {}), f"{where}.fields").items()}
-        targets = list(fields.values())
         for source_field, target in fields.items():
             if target not in FIELDS:
                 raise DatasetError(f"{where}.fields.{source_field}: '{target}' is not a record field; "
                                    f"use one of {', '.join(FIELDS)}")
-            if targets.count(target) > 1:
+            if list(fields.values()).count(target) > 1:
                 raise DatasetError(f"{where}.fields: two source fields are renamed to '{target}'")
         license_id = _license(spec["license"], f"{where}.license") if "license" in spec else None
         return cls(name, origin, fields, _boolean(spec.get("number_records", cls.number_records),
@@ -205,9 +193,7 @@ class MergeParams:
 
 @dataclass(frozen=True)
 class NearDuplicateParams:
-    """MinHash over character n-grams of a record's instruction and input, banded for LSH
-    (src/certificate/near_duplicates.py): two records are near-duplicates when their estimated Jaccard similarity
-    is at least ``threshold``."""
+    """MinHash of character n-grams, banded for LSH (src/certificate/near_duplicates.py)."""
 
     ngram: int = 5
     permutations: int = 128
@@ -225,13 +211,12 @@ class NearDuplicateParams:
 
     @property
     def rows(self) -> int:
-        """Signature values per band."""
-        return self.permutations // self.bands
+        return self.permutations // self.bands  # signature values per band
 
 
 @dataclass(frozen=True)
 class ContaminationParams:
-    """Evaluation files (name: path) whose text the shards are checked against, by shared character n-grams."""
+    """Evaluation files (name, path) whose text the shards are checked against, by shared character n-grams."""
 
     ngram: int = 13
     eval_files: tuple[tuple[str, str], ...] = ()
@@ -261,13 +246,11 @@ class ShardRange:
 
     @property
     def key(self) -> str:
-        """Its key in params.yaml: shardK."""
-        return f"shard{self.number}"
+        return f"shard{self.number}"  # in params.yaml
 
     @property
     def name(self) -> str:
-        """Its name in file names, metrics and plots: K_of_N."""
-        return shard_name(self.number, self.count)
+        return shard_name(self.number, self.count)  # in file names, metrics and plots
 
 
 def shard_name(number: int, count: int) -> str:
@@ -275,18 +258,16 @@ def shard_name(number: int, count: int) -> str:
 
 
 def even_ranges(records: int, count: int) -> list[tuple[int, int]]:
-    """``count`` contiguous [start, stop) ranges over ``records``; sizes differ by at most one (the first ones
-    take the extra records)."""
+    """``count`` contiguous [start, stop) ranges over ``records``; the first ones take the extra records."""
     if count < 1 or records < count:
         raise DatasetError(f"cannot cut {records} records into {count} non-empty shards; choose 1..{records} shards")
     base, extra = divmod(records, count)
-    bounds = [number * base + min(number, extra) for number in range(count + 1)]
-    return list(itertools.pairwise(bounds))
+    return list(itertools.pairwise(number * base + min(number, extra) for number in range(count + 1)))
 
 
-def _shard_ranges(value: object, count: int) -> tuple[ShardRange, ...]:
-    """split.shards in number order: each ``STOP`` (starting where the shard before it stops) or ``{start, stop}``.
-    Every key is checked before any range; SplitParams checks the ranges against each other."""
+def _shard_ranges(value: object, count: int, allow_gaps: bool) -> tuple[ShardRange, ...]:
+    """split.shards in number order, each ``STOP`` (starting where the shard before it stops) or ``{start, stop}``.
+    Every key is checked, then every range, then the count, then how the ranges fit together."""
     shards = _mapping(value, "split.shards")
     numbered: list[tuple[int, str]] = []
     for key in shards:
@@ -306,18 +287,31 @@ def _shard_ranges(value: object, count: int) -> tuple[ShardRange, ...]:
                 if bound not in bounds:
                     raise DatasetError(f"{where}: '{bound}' is missing; give a shard's stop, or both start and stop")
             start, stop = _integer(bounds["start"], f"{where}.start", 0), _integer(bounds["stop"], f"{where}.stop")
-            if start >= stop:
-                raise DatasetError(f"{where}: start {start} must be below stop {stop} "
-                                   "(ranges are half-open [start, stop))")
+            problem = f"start {start} must be below stop {stop} (ranges are half-open [start, stop))"
         elif spec is None or isinstance(spec, list):
             raise DatasetError(f"{where} must be the index where the shard stops (an integer), or {{start, stop}}, "
                                f"not {'a list' if isinstance(spec, list) else 'empty'}")
         else:
             start, stop = ranges[-1].stop if ranges else 0, _integer(spec, where)
-            if start >= stop:
-                raise DatasetError(f"{where}: stop {stop} must be above {start}, where the shard before it stops "
-                                   "(a shard's value is the index where it stops)")
+            problem = (f"stop {stop} must be above {start}, where the shard before it stops (a shard's value is the "
+                       "index where it stops)")
+        if start >= stop:
+            raise DatasetError(f"{where}: {problem}")
         ranges.append(ShardRange(number, count, start, stop))
+    if len(ranges) != count:
+        raise DatasetError(f"split.count is {count} but split.shards names {len(ranges)} shards; "
+                           "make them agree (python3 -m src.reshard N rewrites both)")
+    # An empty shard0 at 0 stands before the first shard, so that a gap at the start is found like any other.
+    for before, shard in itertools.pairwise([ShardRange(0, count, 0, 0), *ranges]):
+        if shard.start < before.stop:
+            raise DatasetError(f"split.shards: '{shard.key}' [{shard.start}, {shard.stop}) overlaps '{before.key}' "
+                               f"[{before.start}, {before.stop}) on records {shard.start}.."
+                               f"{min(before.stop, shard.stop) - 1}; start '{shard.key}' at {before.stop} or later")
+        if shard.start > before.stop and not allow_gaps:
+            after = f"after '{before.key}'" if before.number else "before the first shard"
+            raise DatasetError(f"split.shards: records {before.stop}..{shard.start - 1} are in no shard (gap "
+                               f"{after}, before '{shard.key}'); start '{shard.key}' at {before.stop} or set "
+                               "split.allow_gaps: true")
     return tuple(ranges)
 
 
@@ -332,24 +326,6 @@ class SplitParams:
     seed: int = 0
     even: bool = False  # split.shards left out: cut evenly once the record count is known
 
-    def __post_init__(self) -> None:
-        if not self.even and len(self.shards) != self.count:
-            raise DatasetError(f"split.count is {self.count} but split.shards names {len(self.shards)} shards; "
-                               "make them agree (python3 -m src.reshard N rewrites both)")
-        expected_start, previous = 0, None
-        for shard in self.shards:
-            if previous is not None and shard.start < previous.stop:
-                raise DatasetError(f"split.shards: '{shard.key}' [{shard.start}, {shard.stop}) overlaps "
-                                   f"'{previous.key}' [{previous.start}, {previous.stop}) on records {shard.start}.."
-                                   f"{min(previous.stop, shard.stop) - 1}; start '{shard.key}' at {previous.stop} "
-                                   "or later")
-            if shard.start > expected_start and not self.allow_gaps:
-                after = f"after '{previous.key}'" if previous else "before the first shard"
-                raise DatasetError(f"split.shards: records {expected_start}..{shard.start - 1} are in no shard (gap "
-                                   f"{after}, before '{shard.key}'); start '{shard.key}' at {expected_start} or set "
-                                   "split.allow_gaps: true")
-            expected_start, previous = shard.stop, shard
-
     @classmethod
     def parse(cls, value: object) -> SplitParams:
         section = _mapping(value, "split", ("count", "shards", "allow_gaps", "strategy", "seed"))
@@ -359,9 +335,9 @@ class SplitParams:
         seed = _integer(section.get("seed", cls.seed), "split.seed", 0)
         count = _integer(section.get("count"), "split.count")
         allow_gaps = _boolean(section.get("allow_gaps", cls.allow_gaps), "split.allow_gaps")
-        if "shards" not in section:  # even shards over whatever the merged data holds (for_records)
+        if "shards" not in section:
             return cls(count, (), allow_gaps, strategy, seed, even=True)
-        return cls(count, _shard_ranges(section["shards"], count), allow_gaps, strategy, seed)
+        return cls(count, _shard_ranges(section["shards"], count, allow_gaps), allow_gaps, strategy, seed)
 
     def for_records(self, records: int) -> SplitParams:
         """This sharding over ``records`` merged records: with split.shards left out, ``count`` even shards."""
@@ -375,7 +351,6 @@ class SplitParams:
         return replace(self, shards=shards, even=False)
 
     def check_records(self, records: int) -> None:
-        """Check the ranges against the merged data's record count."""
         last = self.shards[-1]
         if last.stop > records:
             raise DatasetError(f"split.shards.{last.key}: stop {last.stop} is past the end of the merged data "
@@ -389,7 +364,7 @@ class SplitParams:
 
 @dataclass(frozen=True)
 class CardParams:
-    """The dataset card written beside the shards: its title and declared license (default: the sources')."""
+    """The dataset card's title and declared license (default: the sources')."""
 
     pretty_name: str
     license: str | None = None
@@ -410,7 +385,6 @@ class Params:
 
 
 def read_params_file(path: Path) -> dict:
-    """params.yaml as plain data (yaml.safe_load only); typos of section names are refused."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -421,8 +395,8 @@ def read_params_file(path: Path) -> dict:
 
 
 def parse_params_text(text: str, path: Path) -> dict:
-    """The params document in ``text``; ``path`` names it in errors. A key that is not a section is left for other
-    tools, unless it looks like a typo of one."""
+    """The params document (yaml.safe_load only). A key that is not a section is left for other tools, unless it
+    looks like a typo of one."""
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -431,9 +405,8 @@ def parse_params_text(text: str, path: Path) -> dict:
         raise DatasetError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
     except (ValueError, RecursionError) as error:  # a value YAML cannot construct, e.g. the date 2024-13-01
         raise DatasetError(f"{path}: not valid YAML ({error}); quote a value that is meant as text") from None
-    document = _mapping(document, str(path))
-    known = SECTIONS + OPTIONAL_SECTIONS
-    for key in document:
+    known = (*SECTIONS, "near_duplicates", "contamination")  # the last two have defaults for every value
+    for key in _mapping(document, str(path)):
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         if key not in known and close:
             raise DatasetError(f"{path}: unknown top-level key {key!r}; did you mean '{close[0]}'?")
@@ -445,11 +418,6 @@ def parse_params_text(text: str, path: Path) -> dict:
 
 def load_params(path: Path) -> Params:
     document = read_params_file(path)
-    return Params(
-        raw=RawParams.parse(document["raw"]),
-        merge=MergeParams.parse(document["merge"]),
-        near_duplicates=NearDuplicateParams.parse(document.get("near_duplicates", {})),
-        split=SplitParams.parse(document["split"]),
-        contamination=ContaminationParams.parse(document.get("contamination", {})),
-        card=CardParams.parse(document["card"]),
-    )
+    return Params(RawParams.parse(document["raw"]), MergeParams.parse(document["merge"]),
+                  NearDuplicateParams.parse(document.get("near_duplicates", {})), SplitParams.parse(document["split"]),
+                  ContaminationParams.parse(document.get("contamination", {})), CardParams.parse(document["card"]))

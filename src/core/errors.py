@@ -1,4 +1,4 @@
-"""User-facing errors and the thin CLI wrapper every stage script uses."""
+"""User-facing errors, and the CLI wrapper every stage script uses."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-# Characters str.splitlines() breaks on: escaped, so that an error is always one line on stderr.
+# The characters str.splitlines() breaks on, escaped so that an error is always one line on stderr.
 _LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
@@ -15,29 +15,23 @@ class DatasetError(Exception):
 
 
 def run_cli(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None) -> int:
-    """Run a stage's main(argv); turn DatasetError, and any fault of the machine (OSError) that no stage turned into
-    one, into a one-line message and exit 1."""
-    args = sys.argv[1:] if argv is None else list(argv)
+    """Run a stage's main(argv). A DatasetError, or a fault of the machine (OSError) that no stage turned into one,
+    is printed as one line, and the exit status is 1."""
     try:
-        main(args)
+        main(sys.argv[1:] if argv is None else list(argv))
+        return 0
     except DatasetError as error:
-        return _fail(str(error))
+        message = str(error)
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
-        return _fail(f"{where}{error.strerror or error}; check the file and the device, then run again")
-    return 0
-
-
-def _fail(message: str) -> int:
+        message = f"{where}{error.strerror or error}; check the file and the device, then run again"
     print(f"error: {message.translate(_LINE_BREAKS)}", file=sys.stderr)
     return 1
 
 
 def expect_args(argv: Sequence[str], names: Sequence[str], program: str) -> list[str]:
-    """Check the positional argument count; the usage line names them."""
     if len(argv) != len(names):
-        usage = " ".join(names)
-        raise DatasetError(f"usage: python3 -m {program} {usage}")
+        raise DatasetError(f"usage: python3 -m {program} {' '.join(names)}")
     return list(argv)
 
 

@@ -1,5 +1,5 @@
-"""Progress of a long stage on a terminal (records done, MB/s, ETA), with tqdm; silent when stderr is not a
-terminal (CI logs, `dvc exp` queue workers) and for runs shorter than a couple of seconds."""
+"""Progress of a long stage (records done, MB/s, ETA) with tqdm, shown only on a terminal (not in CI logs or `dvc exp`
+queue workers) and only for runs longer than SHOW_AFTER_SECONDS."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -12,7 +12,7 @@ SHOW_AFTER_SECONDS = 2.0
 
 
 def line_progress(paths: Iterable[Path], description: str, file: IO[str] | None = None) -> tqdm:
-    """A byte-counting bar over the total size of ``paths``; disabled unless ``file`` (stderr) is a terminal."""
+    """A bar over the total bytes of ``paths``, shown only if ``file`` (default stderr) is a terminal."""
     total = sum(path.stat().st_size for path in paths)
     return tqdm(total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1000, disable=None,
                 delay=SHOW_AFTER_SECONDS, mininterval=0.5, leave=False, file=file,
@@ -20,12 +20,10 @@ def line_progress(paths: Iterable[Path], description: str, file: IO[str] | None 
 
 
 class Counted(Protocol):
-    """A chunk of records: len() is how many, nbytes how many bytes they take in the file being read."""
-
-    def __len__(self) -> int: ...
+    def __len__(self) -> int: ...  # records
 
     @property
-    def nbytes(self) -> int: ...
+    def nbytes(self) -> int: ...  # the bytes they take in the file being read
 
 
 Chunk = TypeVar("Chunk", bound=Counted)
@@ -42,6 +40,6 @@ def counted_chunks(chunks: Iterable[Chunk], bar: tqdm) -> Iterator[Chunk]:
 
 
 def record_progress(description: str, file: IO[str] | None = None) -> tqdm:
-    """A record-counting bar for a stream whose size is not known ahead (a source being read)."""
+    """A record-counting bar, for a stream whose size is not known ahead."""
     return tqdm(desc=description, unit=" records", unit_scale=True, disable=None, delay=SHOW_AFTER_SECONDS,
                 mininterval=0.5, leave=False, file=file)
