@@ -173,7 +173,6 @@ class RecordIndex(AbstractContextManager["RecordIndex"]):
                 yield IndexedBlock(first, block, starts, ends, rows)
 
     def select(self, records: Sequence[int]) -> np.ndarray:
-        """The rows of ``records``, in that order."""
         rows = np.empty(len(records), dtype=ROW)
         for at, record in enumerate(records):
             rows[at] = self.rows(record, record + 1)[0]

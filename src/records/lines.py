@@ -2,11 +2,9 @@
 
 A shard line is exactly ``json.dumps({"instruction", "input", "output"}, ensure_ascii=False)`` then ``\\n`` (UTF-8,
 no BOM): the format of shards already published, so a shard can be proven byte for byte to be the one trained on.
-
-A record line (data/raw/*.jsonl, the merged file) is the record's head (its other fields, orjson's compact JSON)
-followed by exactly the fields of its shard line, so later stages cut shard lines out of record lines without
-parsing. A raw head is {"source_index", "category", "chars"}; a merged head is {"index", "source", then the raw
-head's fields}, so the merge writes '{"index":"N","source":"S",' and copies the raw line after its "{".
+A record line (data/raw/*.jsonl, the merged file) is a head of the record's other fields (orjson's compact JSON),
+then exactly its shard line's fields, so shard lines are cut out of record lines without parsing. The merge writes
+'{"index":"N","source":"S",' in place of a raw line's "{", and copies the rest.
 """
 from __future__ import annotations
 

@@ -44,7 +44,6 @@ class RawChunk:
         return int((self.ends - self.starts).sum())
 
     def kept(self, keep: np.ndarray) -> RawChunk:
-        """The records where ``keep`` (a boolean per record) is true."""
         return RawChunk(self.source, self.first, self.block, self.starts[keep], self.ends[keep], self.rows[keep])
 
 
@@ -150,8 +149,7 @@ def write_merged(chunks: Iterable[RawChunk], merged: Path, record_index: Path, c
 def merge_sources(database: duckdb.DuckDBPyConnection, files: Sequence[tuple[str, Path]], merged: Path,
                   record_index: Path, drop_duplicates: bool, near_duplicates: NearDuplicateParams | None,
                   progress: Callable[[Iterator[RawChunk]], Iterator[RawChunk]] = iter) -> Merged:
-    """Merge the raw files of ``files`` (source name, NAME.jsonl) into ``merged`` and its ``record_index``, read
-    through ``progress``; with ``near_duplicates``, near-duplicates of earlier kept records are dropped."""
+    """Merge the raw ``files`` (source name, NAME.jsonl) into ``merged`` and ``record_index``, read via ``progress``."""
     counts = count_duplicates(database, [path.with_suffix(".npy") for _, path in files])
     chunks = progress(raw_chunks(files))
     if drop_duplicates:
