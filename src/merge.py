@@ -1,12 +1,10 @@
-"""Stage merge (the "merged-16k"): the raw sources, in order, as one JSON Lines file, renumbered, with provenance.
+"""Stage merge: the raw sources, in order, as one JSON Lines file, renumbered, with provenance.
 
 Usage: python3 -m src.merge PARAMS RAW_DIR MERGED_OUT RECORD_INDEX_OUT PROVENANCE_OUT METRICS_OUT
-Every record gets a new contiguous index ("0", "1", ...: its line number) and keeps its provenance (`source`,
-`source_index`); RECORD_INDEX_OUT gets its record index row (src/records/index.py) for the split. Exact duplicates
-(the same instruction, input and output) are counted, and dropped when merge.drop_duplicates is true; with
-merge.drop_near_duplicates, near-duplicates of earlier kept records (params near_duplicates) are dropped too.
-PROVENANCE_OUT records each source (where it came from, its license, records read and kept) and the merge params,
-for the dataset card.
+Every record gets a new index ("0", "1", ...: its line number) and keeps `source` and `source_index`;
+RECORD_INDEX_OUT gets its record index row (src/records/index.py). Exact duplicates are counted, and dropped with
+merge.drop_duplicates; with merge.drop_near_duplicates, near-duplicates of earlier kept records are dropped too.
+PROVENANCE_OUT lists each source (origin, license, records read and kept) and the merge params, for the card.
 """
 from __future__ import annotations
 

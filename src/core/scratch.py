@@ -1,10 +1,6 @@
-"""Scratch tables for per-record work larger than memory: an in-process DuckDB database whose grouping, sorting and
-joins spill to a private temporary directory past a fixed memory limit, so a stage's memory stays flat at any size.
-
-Queries are written to spill: aggregates, and windows over one sort order (a window partitioned by key keeps whole
-partitions in memory). Tables are filled from numpy columns (insert()) and read back as pandas DataFrames; nothing
-outlives the with block.
-"""
+"""Scratch tables for per-record work larger than memory: an in-process DuckDB database that spills to a private
+temporary directory past a fixed memory limit. Queries are written to spill (aggregates, and windows over one sort
+order: a window partitioned by key keeps whole partitions in memory)."""
 from __future__ import annotations
 
 import tempfile
@@ -16,15 +12,14 @@ import numpy as np
 
 from src.core.errors import DatasetError
 
-# DuckDB's own buffers, on one thread: each thread's operators hold buffers of their own, and with one thread the
-# queries here spill within this limit at 10 million records (measured; at 16 MB the larger ones fail).
+# On one thread (each thread's operators hold buffers of their own), the queries here spill within this limit at
+# 10 million records (measured; at 16 MB the larger ones fail).
 MEMORY_LIMIT = "32MB"
 
 
 @contextmanager
 def scratch_database() -> Iterator[duckdb.DuckDBPyConnection]:
-    """A new in-memory DuckDB database limited to MEMORY_LIMIT, spilling to a temporary directory; closed, and its
-    directory removed, when the with block ends."""
+    """A new in-memory DuckDB database, closed and its spill directory removed when the with block ends."""
     with tempfile.TemporaryDirectory(prefix="scratch-") as directory:
         database = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": 1, "temp_directory": directory,
                                           # results are ordered by ORDER BY where order matters

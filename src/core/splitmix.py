@@ -1,19 +1,15 @@
-"""A tiny, portable pseudo-random generator (SplitMix64; Steele, Lea & Flood, 2014).
-
-Its output depends on nothing but the seed: not Python's `random` (whose algorithms may change between
-versions), the hash seed or the platform. The synthetic sample and the shuffle strategy of the split use it, so
-their bytes are the same on every machine, forever.
-"""
+"""SplitMix64 (Steele, Lea & Flood, 2014): a pseudo-random generator whose output depends on the seed alone (not on
+Python's `random`, the hash seed or the platform), so the synthetic sample and the shuffle are the same forever."""
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 
 _MASK = (1 << 64) - 1
 
 
 class SplitMix64:
-    """A tiny, portable pseudo-random generator (Steele, Lea & Flood, 2014)."""
-
     def __init__(self, seed: int) -> None:
         self._state = seed & _MASK
 
@@ -31,9 +27,6 @@ class SplitMix64:
         return items[self.below(len(items))]
 
     def weighted(self, items: Sequence[str], weights: Sequence[int]) -> str:
-        point = self.below(sum(weights))
-        for item, weight in zip(items, weights, strict=True):
-            if point < weight:
-                return item
-            point -= weight
-        raise AssertionError("unreachable: point < sum(weights)")
+        """An item, each as likely as its weight: the first whose running total of weights exceeds the draw."""
+        totals = list(accumulate(weights))
+        return items[bisect_right(totals, self.below(totals[-1]))]

@@ -1,5 +1,5 @@
-"""Output files: written atomically (a temporary beside the target, renamed into place; a directory swapped whole),
-flushed to disk behind the writes, and JSON documents and tables in one byte format."""
+"""Output files: written atomically (a temporary renamed into place, a directory swapped whole), flushed to disk
+behind the writes, and JSON documents and tables in one byte format."""
 from __future__ import annotations
 
 import ctypes
@@ -26,9 +26,8 @@ WRITES_BEHIND = 2  # blocks a WriteBehind holds at most (bounds memory)
 
 
 class FlushBehind:
-    """Hands a file's written bytes to the disk from a second thread every FLUSH_SECONDS while it is being written,
-    so that the disk works while the stage computes and the fsync that makes the file durable waits only for the
-    last few (for the 1.1 GB merged file of 1M records, an fsync at the end alone waited about 3 s)."""
+    """fdatasync()s a stream every FLUSH_SECONDS from a second thread while it is written, so the final fsync waits
+    only for the last few writes (for a 1.1 GB file, an fsync at the end alone waited about 3 s)."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
@@ -41,21 +40,19 @@ class FlushBehind:
             os.fdatasync(self._stream.fileno())
 
     def stop(self) -> None:
-        """Stop flushing (before the file is closed)."""
         self._done.set()
         self._thread.join()
 
     def sync(self) -> None:
-        """Stop flushing, then flush the rest and wait until the whole file is on the disk."""
+        """Stop, then wait until the whole file is on the disk."""
         self.stop()
         self._stream.flush()
         os.fsync(self._stream.fileno())
 
 
 class WriteBehind:
-    """Calls ``write`` (a stream's write, or a function that writes) on a second thread, in order, at most
-    WRITES_BEHIND calls behind: a file write releases the GIL, so its copy into the page cache (about a second per
-    GB here) overlaps the making of the next block."""
+    """Calls ``write`` on a second thread, in order, at most WRITES_BEHIND calls behind: a file write releases the
+    GIL, so it overlaps the making of the next block."""
 
     def __init__(self, write: Callable[..., object]) -> None:
         self._write = write
@@ -76,13 +73,13 @@ class WriteBehind:
             self.abandon()
 
     def abandon(self) -> None:
-        """Stop after the write under way, without waiting for the outcome of the others."""
+        """Stop after the write under way, without waiting for the others."""
         self._thread.shutdown(cancel_futures=True)
 
 
 @contextmanager
 def write_behind(stream: BinaryIO) -> Iterator[WriteBehind]:
-    """A WriteBehind of ``stream``; every write is done (or has failed, raising) when the with block ends."""
+    """A WriteBehind of ``stream``, every write done (or raised) when the with block ends."""
     writer = WriteBehind(stream.write)
     try:
         yield writer
@@ -105,13 +102,11 @@ def durable(stream: BinaryIO) -> Iterator[BinaryIO]:
 
 
 def write_durable(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` and wait until it is on the disk (a file of a directory atomic_directory() fills)."""
     with path.open("wb") as stream, durable(stream):
         stream.write(data)
 
 
 def _temporary_name(path: Path) -> Path:
-    """A new name beside ``path`` for a temporary, which _temporary_beside() sweeps when a killed run left it."""
     return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
 
 
@@ -124,8 +119,7 @@ def _remove(path: Path) -> None:
 
 @contextmanager
 def _temporary_beside(path: Path) -> Iterator[Path]:
-    """A name for a temporary beside ``path`` (stale ones swept first), removed if the with block fails; a failure
-    to write it is told as what to do about it."""
+    """A name for a temporary beside ``path`` (stale ones swept first), removed if the with block fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed earlier run
         _remove(stale)
@@ -142,8 +136,8 @@ def _temporary_beside(path: Path) -> Iterator[Path]:
 
 @contextmanager
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Write ``path`` through a temporary file beside it, flushed to disk, then renamed into place: a run that fails
-    or is killed (or a machine that loses power) leaves the old file (or none), never a partial one."""
+    """Write ``path`` through a durable temporary renamed into place: a failed or killed run (or a power loss)
+    leaves the old file or none, never a partial one."""
     with _temporary_beside(path) as temporary:
         with temporary.open("xb") as stream, durable(stream):
             yield stream
@@ -152,8 +146,7 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
 
 @contextmanager
 def atomic_directory(path: Path) -> Iterator[Path]:
-    """Fill a temporary sibling directory, then swap it in for ``path`` on success. Its files are the caller's to
-    write durably (durable(), write_durable(), atomic_file())."""
+    """Fill a temporary sibling directory (its files written durably by the caller), swapped in for ``path``."""
     with _temporary_beside(path) as temporary:
         temporary.mkdir()
         yield temporary
@@ -162,8 +155,8 @@ def atomic_directory(path: Path) -> Iterator[Path]:
         elif _exchange(temporary, path):
             shutil.rmtree(temporary)  # now the old directory
         else:
-            # No atomic exchange here: move the old directory aside under a temporary name, so a kill between
-            # the two renames leaves the output absent (never partial) and the old one is swept on the next run.
+            # Without an atomic exchange, a kill between the renames leaves the output absent (never partial), and
+            # the old directory, under a temporary name, is swept on the next run.
             old = _temporary_name(path)
             os.replace(path, old)
             os.replace(temporary, path)
@@ -185,8 +178,7 @@ def _exchange(first: Path, second: Path) -> bool:
 
 
 def write_json(path: Path, obj: object) -> None:
-    """Write a JSON document (metrics, tables, manifests) atomically, indented by two spaces: the bytes of
-    json.dumps(indent=2, ensure_ascii=False), from orjson, whose indenting encoder is many times faster."""
+    """Write JSON atomically: the bytes of json.dumps(indent=2, ensure_ascii=False), from the faster orjson."""
     with atomic_file(path) as stream:
         stream.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
 
@@ -199,9 +191,8 @@ class IntegerChunks:
 
 
 def write_json_rows(path: Path, rows: Iterable[Mapping[str, object]]) -> None:
-    """Write a list of objects atomically, the bytes write_json() writes, a row at a time; a row's last value may be
-    an IntegerChunks (a table's list of record indices, say), written a chunk at a time, so it is never whole in
-    memory."""
+    """write_json() of a list of objects, a row at a time; a row's last value may be an IntegerChunks, so that a
+    long list of integers is never whole in memory."""
     with atomic_file(path) as stream:
         opening = b"[\n"
         for row in rows:
@@ -222,6 +213,5 @@ def write_json_rows(path: Path, rows: Iterable[Mapping[str, object]]) -> None:
 
 
 def _row_text(row: Mapping[str, object]) -> bytes:
-    """A row as write_json() writes it inside a list: its own JSON indented by two more spaces (a JSON string holds
-    no newline, so every newline is the encoder's)."""
+    """A row as write_json() writes it inside a list (a JSON string holds no newline: every newline is indenting)."""
     return b"  " + orjson.dumps(row, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n  ")

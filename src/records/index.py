@@ -1,9 +1,7 @@
-"""Record indexes: one fixed-size row per record line of a file, in file order, written beside it (a plain .npy file).
+"""Record indexes: one fixed-size row (ROW) per record line of a file, in file order, in a plain .npy file beside it.
 
-A row holds what later stages need of a record besides its text (ROW). The raw stage computes the rows once, as it
-encodes each record (data/raw/NAME.npy beside NAME.jsonl); the merge carries them over to data/merged/records.npy.
-So the merge counts duplicates and the split cuts shard lines, counts statistics and groups prompts with numpy over
-whole chunks, with no parsing or hashing per record.
+The raw stage computes the rows as it encodes each record (data/raw/NAME.npy); the merge carries them over to
+data/merged/records.npy. So later stages count, cut and group records with numpy, with no parsing or hashing.
 """
 from __future__ import annotations
 
@@ -12,9 +10,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
 
 import numpy as np
 
@@ -33,19 +31,13 @@ ROW = np.dtype([
 
 def record_digests(line: bytes, head: int, output: int) -> tuple[bytes, bytes]:
     """(prompt, line) digests of a record line whose shard fields start at ``head`` and output field at ``output``:
-    sha256, cut to 16 bytes, of its instruction and input (line[head:output]), and of all its shard fields
-    (line[head:]), which continues the first hash so that each byte is hashed once. sha256 rather than blake2b: on
-    cores with SHA instructions (current x86 and ARM) it is twice as fast."""
+    sha256 cut to 16 bytes (twice as fast as blake2b with SHA instructions) of line[head:output] and of line[head:],
+    the second continuing the first."""
     view = memoryview(line)
     hashed = hashlib.sha256(view[head:output])
     prompt = hashed.digest()[:16]
     hashed.update(view[output:])
     return prompt, hashed.digest()[:16]
-
-
-def digest_rows(digests: Sequence[bytes]) -> np.ndarray:
-    """16-byte digests as rows of two 64-bit words (the layout of ROW's prompt and line)."""
-    return np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2)
 
 
 def line_lengths(lines: Sequence[bytes]) -> np.ndarray:
@@ -54,23 +46,22 @@ def line_lengths(lines: Sequence[bytes]) -> np.ndarray:
 
 def index_rows(lines: Sequence[bytes], heads: Sequence[int], categories: Sequence[int], chars: Sequence[int],
                prompts: Sequence[bytes], shard_digests: Sequence[bytes]) -> np.ndarray:
-    """The rows of record ``lines`` (src/records/lines.py), given where their shard fields start, their category
-    codes, their characters (three per record, flat) and their digests; offsets count from the first line."""
+    """The rows of record ``lines``, with their characters three per record, flat; offsets count from the first."""
     lengths = line_lengths(lines)
     rows = np.empty(len(lines), dtype=ROW)
     rows["offset"] = np.cumsum(lengths) - lengths
     rows["head"] = heads
     rows["category"] = categories
     rows["chars"] = np.array(chars, dtype=np.uint32).reshape(-1, 3)
-    rows["prompt"] = digest_rows(prompts)
-    rows["line"] = digest_rows(shard_digests)
+    rows["prompt"] = np.frombuffer(b"".join(prompts), dtype="<u8").reshape(-1, 2)
+    rows["line"] = np.frombuffer(b"".join(shard_digests), dtype="<u8").reshape(-1, 2)
     return rows
 
 
 def check_block(path: Path, block: bytes | bytearray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
                 stage: str) -> None:
-    """Refuse a block of ``path``'s lines (line i at block[starts[i]:ends[i]]) that are not where ``rows`` say: a
-    file edited or replaced without its index, which ``stage`` writes."""
+    """Refuse lines (line i is block[starts[i]:ends[i]]) that are not where ``rows`` say: a file changed without
+    its index, which ``stage`` writes."""
     data = np.frombuffer(block, dtype=np.uint8)
     cuts = starts + rows["head"]
     if (np.any(cuts + 1 >= ends) or np.any(data[ends - 1] != ord("\n")) or np.any(data[cuts] != ord(","))
@@ -81,7 +72,7 @@ def check_block(path: Path, block: bytes | bytearray, starts: np.ndarray, ends: 
 
 @dataclass(frozen=True)
 class IndexedBlock:
-    """Consecutive record lines of a file and their rows: line i is block[starts[i]:ends[i]], record first + i."""
+    """Consecutive record lines and their rows: line i is block[starts[i]:ends[i]], record first + i."""
 
     first: int
     block: bytearray
@@ -90,8 +81,8 @@ class IndexedBlock:
     rows: np.ndarray
 
 
-class RecordIndexWriter:
-    """Rows appended a chunk at a time to a temporary file, then written as one .npy file (atomically) when its with
+class RecordIndexWriter(AbstractContextManager["RecordIndexWriter"]):
+    """Rows appended a chunk at a time to a temporary file, written as one .npy file (atomically) when the with
     block ends without an error."""
 
     def __init__(self, path: Path) -> None:
@@ -101,15 +92,11 @@ class RecordIndexWriter:
         self.count = 0
 
     def add(self, rows: np.ndarray, size: int) -> None:
-        """Append the ``rows`` of the next record lines, ``size`` bytes in all; their offsets count from the first
-        of them (index_rows()) and are moved to where they start in the file."""
+        """Append the rows of the next ``size`` bytes of record lines, their offsets counted from the first."""
         rows["offset"] += self._position
         rows.tofile(self._rows)
         self._position += size
         self.count += len(rows)
-
-    def __enter__(self) -> Self:
-        return self
 
     def __exit__(self, error_type: type[BaseException] | None, *exc: object) -> None:
         try:
@@ -123,9 +110,9 @@ class RecordIndexWriter:
             self._rows.close()
 
 
-class RecordIndex:
-    """A record index read a range or a selection of rows at a time (never whole: memory stays flat); errors tell
-    to run ``stage``, which writes it, again."""
+class RecordIndex(AbstractContextManager["RecordIndex"]):
+    """A record index read a range or a selection of rows at a time (memory stays flat); errors tell to run
+    ``stage``, which writes it, again."""
 
     def __init__(self, path: Path, stage: str = "merge") -> None:
         self.path, self._stage = path, stage
@@ -147,7 +134,6 @@ class RecordIndex:
         self._data_start = self._stream.tell()
 
     def rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows start..stop-1."""
         self._stream.seek(self._data_start + start * ROW.itemsize)
         data = bytearray((stop - start) * ROW.itemsize)  # readinto: np.fromfile costs a dup() and more per call
         if self._stream.readinto(data) != len(data):
@@ -155,14 +141,12 @@ class RecordIndex:
         return np.frombuffer(data, dtype=ROW)
 
     def chunks(self, size: int) -> Iterator[np.ndarray]:
-        """All rows, ``size`` at a time."""
         for start in range(0, self.records, size):
             yield self.rows(start, min(start + size, self.records))
 
     def blocks(self, lines: Path, size: int) -> Iterator[IndexedBlock]:
-        """The record lines of file ``lines``, ``size`` at a time, read where this index says they are, each block
-        checked against it (check_block()). A line ends where the next starts; the last, at its first newline: a
-        file shorter, or holding more lines, is refused."""
+        """The record lines of file ``lines``, ``size`` at a time, each block checked (check_block()). A line ends
+        where the next starts; the last, at its first newline: a file shorter, or with more lines, is refused."""
         with lines.open("rb") as stream:
             file_size = os.fstat(stream.fileno()).st_size
             for first in range(0, self.records, size):
@@ -189,14 +173,10 @@ class RecordIndex:
                 yield IndexedBlock(first, block, starts, ends, rows)
 
     def select(self, records: Sequence[int]) -> np.ndarray:
-        """The rows of ``records`` (merged indices), in that order."""
         rows = np.empty(len(records), dtype=ROW)
         for at, record in enumerate(records):
             rows[at] = self.rows(record, record + 1)[0]
         return rows
-
-    def __enter__(self) -> Self:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self._stream.close()

@@ -1,14 +1,10 @@
 """The shard and record line formats.
 
-A shard line is exactly ``json.dumps({"instruction", "input", "output"}, ensure_ascii=False)`` with the default
-separators, then ``\\n``, UTF-8 without BOM: the format of shards already published, so that a shard can be proven
-byte for byte to be the one a model was trained on.
-
-A record line (data/raw/*.jsonl and the merged file) is the record's head (its other fields, orjson's compact JSON)
-followed by exactly the fields of its shard line, so later stages cut shard lines out of record lines without
-parsing or re-encoding any text. A raw head is {"source_index", "category", "chars"} (source_index: the record's
-index in its source); the merged head is {"index", "source", then the raw head's fields}, so the merge writes
-'{"index":"N","source":"S",' and copies the raw line after its "{".
+A shard line is exactly ``json.dumps({"instruction", "input", "output"}, ensure_ascii=False)`` then ``\\n`` (UTF-8,
+no BOM): the format of shards already published, so a shard can be proven byte for byte to be the one trained on.
+A record line (data/raw/*.jsonl, the merged file) is a head of the record's other fields (orjson's compact JSON),
+then exactly its shard line's fields, so shard lines are cut out of record lines without parsing. The merge writes
+'{"index":"N","source":"S",' in place of a raw line's "{", and copies the rest.
 """
 from __future__ import annotations
 
@@ -23,16 +19,14 @@ _OUTPUT_START = b'", "output": "'
 
 
 def shard_line(record: Mapping[str, str]) -> bytes:
-    """The published shard line of a record: its instruction, input and output, in that order. orjson encodes a
-    string exactly as json.dumps(ensure_ascii=False) does (a test compares every code point), ten times faster."""
+    """orjson encodes a string exactly as json.dumps(ensure_ascii=False) does (tested), ten times faster."""
     return (b'{"instruction": ' + orjson.dumps(record["instruction"]) + b', "input": ' + orjson.dumps(record["input"])
             + b', "output": ' + orjson.dumps(record["output"]) + b"}\n")
 
 
 def raw_record_line(record: Mapping[str, str]) -> tuple[bytes, int, int]:
-    """A record's raw record line, with where its shard fields and its output field start in it (the ", " before
-    each). One format string writes it (a third of the time of building it in steps; this runs once per record of
-    every source): the head less its "}", then ", ", then shard_line() less its "{" (tested against that)."""
+    """A record's raw record line, and where its shard fields and its output field start (the ", " before each).
+    One format string, as this runs once per record: a third of the time of building it in steps."""
     instruction, input, output = record["instruction"], record["input"], record["output"]
     head = b'{"source_index":%b,"category":%b,"chars":[%d,%d,%d]' % (
         orjson.dumps(record["index"]), orjson.dumps(record["category"]), len(instruction), len(input), len(output))
@@ -41,8 +35,7 @@ def raw_record_line(record: Mapping[str, str]) -> tuple[bytes, int, int]:
 
 
 def merged_head_start(number: int, source: bytes) -> bytes:
-    """What the merged record line of a raw record line starts with, in place of the raw line's "{": index
-    ``number`` and ``source`` (the source's name, JSON-encoded)."""
+    """What a merged record line has in place of its raw line's "{" (``source`` JSON-encoded)."""
     return b'{"index":"%d","source":%b,' % (number, source)
 
 
@@ -63,11 +56,10 @@ def prompt_bytes(shard: bytes) -> bytes:
 
 
 def prompt_fields(prompt: bytes) -> dict[str, str]:
-    """The instruction and input of prompt_bytes()."""
     return orjson.loads(prompt + b'"}')
 
 
 def count_lines(path: Path, chunk_size: int = 1 << 20) -> int:
-    """Number of \\n-terminated lines, reading in fixed-size chunks (flat memory)."""
+    """Number of \\n-terminated lines, read in fixed-size chunks."""
     with path.open("rb") as stream:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: stream.read(chunk_size), b""))

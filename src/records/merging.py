@@ -1,10 +1,6 @@
 """The merge: raw sources concatenated in order and renumbered, exact duplicates counted (and dropped when asked),
-near-duplicates of earlier kept records dropped when asked.
-
-Raw and merged record lines hold each record's shard line as it will be published (src/records/lines.py), and the
-raw stage's record indexes hold the digests of every record's prompt and shard line: the merge counts duplicates
-from those digests in DuckDB (src/core/scratch.py), copies bytes, and parses only the near-duplicate check's text.
-"""
+near-duplicates of earlier kept records dropped when asked. Duplicates are counted from the raw record indexes'
+digests in DuckDB (src/core/scratch.py), and record lines are copied as bytes."""
 from __future__ import annotations
 
 from collections import Counter
@@ -26,16 +22,12 @@ from src.records.stats import GroupStats
 
 CHUNK_RECORDS = 4096  # raw records read, checked and written at a time
 DIGEST_CHUNK_ROWS = 1 << 16  # raw record index rows read at a time for their digests
-# Per row of a table of digests, whether an earlier position has the same digest: one sort (which spills, where a
-# window partitioned by digest would not).
-AGAIN = ("SELECT position, lag({key}_hi) OVER w = {key}_hi AND lag({key}_lo) OVER w = {key}_lo AS again FROM {table} "
-         "WINDOW w AS (ORDER BY {key}_hi, {key}_lo, position)")
 
 
 @dataclass(frozen=True)
 class RawChunk:
-    """Raw records of one source, the first of them record ``first`` of all sources in order: their raw record lines
-    in ``block`` (line i is block[starts[i]:ends[i]]) and their record index rows."""
+    """Raw records of one source, the first being record ``first`` of all sources: line i is
+    block[starts[i]:ends[i]], with index row rows[i]."""
 
     source: str
     first: int
@@ -52,7 +44,6 @@ class RawChunk:
         return int((self.ends - self.starts).sum())
 
     def kept(self, keep: np.ndarray) -> RawChunk:
-        """The records where ``keep`` (a boolean per record) is true."""
         return RawChunk(self.source, self.first, self.block, self.starts[keep], self.ends[keep], self.rows[keep])
 
 
@@ -66,16 +57,13 @@ class DuplicateCounts:
 
 @dataclass(frozen=True)
 class Merged:
-    """What a merge counted: duplicates, records kept by source name, and the kept records' statistics."""
-
     counts: DuplicateCounts
-    kept: Counter[str]
-    stats: GroupStats
+    kept: Counter[str]  # records kept by source name
+    stats: GroupStats  # of the kept records
 
 
 def raw_chunks(sources: Sequence[tuple[str, Path]]) -> Iterator[RawChunk]:
-    """The records of the raw files of ``sources`` (name, NAME.jsonl), in order, CHUNK_RECORDS at a time, read where
-    each file's record index (NAME.npy) says, each block checked against it."""
+    """The records of the raw files of ``sources`` (name, NAME.jsonl beside NAME.npy), in order."""
     first = 0
     for name, lines in sources:
         with RecordIndex(lines.with_suffix(".npy"), stage="raw") as index:
@@ -85,18 +73,17 @@ def raw_chunks(sources: Sequence[tuple[str, Path]]) -> Iterator[RawChunk]:
 
 
 def count_duplicates(database: duckdb.DuckDBPyConnection, indexes: Sequence[Path]) -> DuplicateCounts:
-    """Exact and same-prompt duplicates among the records of the raw record ``indexes``, in order; leaves their
-    digests in table raw_digests for repeats()."""
+    """Duplicates among the records of the raw record ``indexes``, whose digests stay in table raw_digests."""
     database.execute("CREATE TABLE raw_digests (position BIGINT, line_hi UBIGINT, line_lo UBIGINT, "
                      "prompt_hi UBIGINT, prompt_lo UBIGINT)")
     first = 0
     for path in indexes:
         with RecordIndex(path, stage="raw") as index:
             for rows in index.chunks(DIGEST_CHUNK_ROWS):
-                digests = {"position": np.arange(first, first + len(rows)), "line_hi": rows["line"][:, 0],
-                           "line_lo": rows["line"][:, 1], "prompt_hi": rows["prompt"][:, 0],
-                           "prompt_lo": rows["prompt"][:, 1]}
-                insert(database, "raw_digests", digests)
+                line, prompt = rows["line"], rows["prompt"]
+                insert(database, "raw_digests", {"position": np.arange(first, first + len(rows)),
+                                                 "line_hi": line[:, 0], "line_lo": line[:, 1],
+                                                 "prompt_hi": prompt[:, 0], "prompt_lo": prompt[:, 1]})
                 first += len(rows)
     [(exact, same_prompt)] = database.execute(
         "SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT line_hi, line_lo FROM raw_digests)), "
@@ -106,11 +93,12 @@ def count_duplicates(database: duckdb.DuckDBPyConnection, indexes: Sequence[Path
 
 
 def without_repeats(chunks: Iterable[RawChunk], database: duckdb.DuckDBPyConnection) -> Iterator[RawChunk]:
-    """``chunks`` less every record whose shard line an earlier record has (table raw_digests of count_duplicates());
-    the repeats come from DuckDB in order, a batch at a time."""
-    # A cursor of its own: the records kept are inserted meanwhile, which would end a result of the connection's.
-    result = database.cursor().execute(f"SELECT position FROM ({AGAIN.format(table='raw_digests', key='line')}) "
-                                       "WHERE again ORDER BY position")
+    """``chunks`` less every record whose shard line an earlier record has, read from DuckDB in order."""
+    # One sort, which spills (a window partitioned by digest would not). A cursor of its own: the records kept are
+    # inserted meanwhile, which would end a result of the connection's.
+    result = database.cursor().execute(
+        "SELECT position FROM (SELECT position, lag(line_hi) OVER w = line_hi AND lag(line_lo) OVER w = line_lo "
+        "AS again FROM raw_digests WINDOW w AS (ORDER BY line_hi, line_lo, position)) WHERE again ORDER BY position")
     pending = np.zeros(0, dtype=np.int64)
     for chunk in chunks:
         end = chunk.first + len(chunk)
@@ -127,21 +115,15 @@ def without_near_duplicates(chunks: Iterable[RawChunk], params: NearDuplicatePar
     """``chunks`` less each near-duplicate of an earlier kept record, counted in ``counts``."""
     with NearDuplicateFilter(params) as near_duplicates:
         for chunk in chunks:
-            keep = near_duplicates.keep([prompt_text(prompt_fields(prompt_bytes(b"{" + line[head + 2:])))
-                                         for line, head in zip(_lines(chunk), chunk.rows["head"].tolist(),
-                                                               strict=True)])
+            cuts = (chunk.starts + chunk.rows["head"]).tolist()
+            keep = near_duplicates.keep([prompt_text(prompt_fields(prompt_bytes(b"{" + chunk.block[cut + 2:end])))
+                                         for cut, end in zip(cuts, chunk.ends.tolist(), strict=True)])
             counts.near_dropped += int(np.count_nonzero(~keep))
             yield chunk.kept(keep)
 
 
-def _lines(chunk: RawChunk) -> list[bytes]:
-    return [bytes(chunk.block[start:end]) for start, end in zip(chunk.starts.tolist(), chunk.ends.tolist(),
-                                                                strict=True)]
-
-
 def write_merged(chunks: Iterable[RawChunk], merged: Path, record_index: Path, counts: DuplicateCounts) -> Merged:
-    """Write the kept raw records ``chunks``, renumbered from 0 in order, to the merged file and its record index;
-    count them by source and describe them."""
+    """Write the kept raw records ``chunks``, renumbered from 0, to the merged file and its record index."""
     result, number = Merged(counts, Counter(), GroupStats()), 0
     with RecordIndexWriter(record_index) as index, atomic_file(merged) as file, write_behind(file) as stream:
         for chunk in chunks:
@@ -167,8 +149,7 @@ def write_merged(chunks: Iterable[RawChunk], merged: Path, record_index: Path, c
 def merge_sources(database: duckdb.DuckDBPyConnection, files: Sequence[tuple[str, Path]], merged: Path,
                   record_index: Path, drop_duplicates: bool, near_duplicates: NearDuplicateParams | None,
                   progress: Callable[[Iterator[RawChunk]], Iterator[RawChunk]] = iter) -> Merged:
-    """Merge the raw files of ``files`` (source name, NAME.jsonl) into ``merged`` and its ``record_index``, read
-    through ``progress``; with ``near_duplicates``, near-duplicates of earlier kept records are dropped."""
+    """Merge the raw ``files`` (source name, NAME.jsonl) into ``merged`` and ``record_index``, read via ``progress``."""
     counts = count_duplicates(database, [path.with_suffix(".npy") for _, path in files])
     chunks = progress(raw_chunks(files))
     if drop_duplicates:
