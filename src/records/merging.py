@@ -94,9 +94,8 @@ def count_duplicates(database: duckdb.DuckDBPyConnection, indexes: Sequence[Path
 
 def without_repeats(chunks: Iterable[RawChunk], database: duckdb.DuckDBPyConnection) -> Iterator[RawChunk]:
     """``chunks`` less every record whose shard line an earlier record has, read from DuckDB in order."""
-    # One sort, which spills (a window partitioned by digest would not). A cursor of its own: the records kept are
-    # inserted meanwhile, which would end a result of the connection's.
-    result = database.cursor().execute(
+    # One sort, which spills (a window partitioned by digest would not).
+    result = database.execute(
         "SELECT position FROM (SELECT position, lag(line_hi) OVER w = line_hi AND lag(line_lo) OVER w = line_lo "
         "AS again FROM raw_digests WINDOW w AS (ORDER BY line_hi, line_lo, position)) WHERE again ORDER BY position")
     pending = np.zeros(0, dtype=np.int64)
