@@ -1,9 +1,8 @@
 """Stage raw: write each source as canonical, validated JSON Lines under data/raw/.
 
 Usage: python3 -m src.raw PARAMS DVC_YAML DOWNLOADS OUT_DIR
-OUT_DIR gets one NAME.jsonl per source (record lines, src/records/lines.py) and its record index NAME.npy
-(src/records/index.py), plus sources.json, which records their order for merge. Each record is encoded and hashed
-here once, for every later stage.
+OUT_DIR gets NAME.jsonl (record lines, src/records/lines.py) and its record index NAME.npy (src/records/index.py) per
+source, and sources.json, their order for merge. Each record is encoded and hashed here once, for every later stage.
 """
 from __future__ import annotations
 
@@ -24,9 +23,8 @@ from src.sources.fetch import source_batches
 
 
 def write_source(batches: Iterable[EncodedBatch], lines_path: Path, index_path: Path, description: str = "") -> int:
-    """Write encoded ``batches`` (src/sources/encode.py) to ``lines_path`` and their index to ``index_path``, both
-    flushed to disk, in a directory made whole by atomic_directory(); return how many records there were."""
-    # The index is written when its with block ends: after the last line is (write_behind raises a failed write).
+    """Write encoded ``batches`` to ``lines_path`` and their index to ``index_path``, both flushed to disk (in an
+    atomic_directory()); return the number of records. The index is written last, when its with block ends."""
     with lines_path.open("wb") as file, durable(file), RecordIndexWriter(index_path) as index, \
             write_behind(file) as stream, record_progress(description) as bar:
         for batch in batches:
@@ -37,8 +35,8 @@ def write_source(batches: Iterable[EncodedBatch], lines_path: Path, index_path: 
 
 
 def provenance(spec: SourceSpec, sha256: str) -> dict[str, object]:
-    """Where a source's records came from, for the dataset card: the file and its sha256 (computed as the file was
-    read), the pinned url, or the sample's size and seed."""
+    """Where a source's records came from, for the dataset card: the file and its sha256 (of the bytes read), the
+    pinned url, or the sample's size and seed."""
     match spec.origin:
         case PathSource(path):
             return {"path": path, "sha256": sha256}

@@ -1,9 +1,7 @@
-"""Validated records encoded as raw record lines and record index rows, a batch at a time; a JSON Lines file's
-batches on worker processes.
+"""Validated records encoded as raw record lines and record index rows, a batch at a time.
 
-The stage's process cuts a JSON Lines file into slices of whole lines; a worker reads, parses, validates, encodes and
-hashes each slice (encode_json_lines()). Results are taken in file order, so the output and the first problem reported
-are those of reading the file line by line in one process.
+A JSON Lines file is cut here into slices of whole lines, each read, validated and encoded on a worker process; taken
+in file order, they give the output and the first problem of reading the file line by line in one process.
 """
 from __future__ import annotations
 
@@ -26,19 +24,16 @@ from src.records.index import index_rows, record_digests
 from src.records.lines import raw_record_line
 from src.sources.readers import Digest, JsonLines, index_digest, validate_record
 
-BATCH_BYTES = 1 << 20  # JSON Lines read and handed to a worker at a time
+BATCH_BYTES = 1 << 20  # JSON Lines handed to a worker at a time
 BATCH_RECORDS = 4096  # records of other sources encoded at a time
-BATCHES_AHEAD = 2  # batches given to each worker ahead of the one being written
-# Each worker adds about 24 MiB (measured, proportional set size); beyond 3, the stage's own reading and writing
-# would bound the speed anyway.
-MAX_WORKERS = 3
+BATCHES_AHEAD = 2  # batches per worker queued ahead of the one being written
+MAX_WORKERS = 3  # each adds about 24 MiB (measured); beyond 3, the stage's own reading and writing bound the speed
 
 
 @dataclass(frozen=True)
 class EncodedBatch:
-    """Validated records, encoded: their raw record lines joined, their index rows and the index_digest()s of their
-    indexes joined (b"" for a numbered source); ``error`` is the problem that ended the batch early, if one did,
-    and ``blank_line`` the first blank line after its last record (0: none)."""
+    """Records encoded: their raw lines joined, index rows and index_digest()s joined (b"" for a numbered source);
+    ``error``: the problem that ended the batch early; ``blank_line``: the first blank line after its last record."""
 
     block: bytes
     rows: np.ndarray
@@ -52,21 +47,13 @@ class EncodedBatch:
 
 def encode_records(records: Sequence[dict]) -> tuple[list[bytes], np.ndarray]:
     """The raw record lines of validated ``records`` and their record index rows."""
-    lines: list[bytes] = []
-    heads: list[int] = []
-    chars: list[int] = []  # three per record
-    prompts: list[bytes] = []
-    shards: list[bytes] = []
-    for record in records:
-        line, head, output = raw_record_line(record)
-        prompt, shard = record_digests(line, head, output)
-        lines.append(line)
-        heads.append(head)
-        chars += (len(record["instruction"]), len(record["input"]), len(record["output"]))
-        prompts.append(prompt)
-        shards.append(shard)
-    return lines, index_rows(lines, heads, [CATEGORY_CODES[record["category"]] for record in records], chars,
-                             prompts, shards)
+    encoded = [raw_record_line(record) for record in records]  # (line, head, output) each
+    digests = [record_digests(*line) for line in encoded]  # (prompt, shard) each
+    lines = [line for line, _, _ in encoded]
+    chars = [len(record[field]) for record in records for field in ("instruction", "input", "output")]
+    categories = [CATEGORY_CODES[record["category"]] for record in records]
+    return lines, index_rows(lines, [head for _, head, _ in encoded], categories, chars,
+                             [prompt for prompt, _ in digests], [shard for _, shard in digests])
 
 
 def encoded_batches(records: Iterable[dict]) -> Iterator[EncodedBatch]:
@@ -79,8 +66,8 @@ def encoded_batches(records: Iterable[dict]) -> Iterator[EncodedBatch]:
 
 @dataclass(frozen=True)
 class FileSlice:
-    """Whole lines of a file: ``length`` bytes from ``offset``, the first of them line ``first_line``; ``identity``
-    is the file's (inode, size, mtime) when the batches were cut, so a file replaced or edited meanwhile is refused."""
+    """Whole lines of a file: ``length`` bytes from ``offset``, starting at line ``first_line``; ``identity`` is the
+    file's (inode, size, mtime) when it was cut, so a file replaced or edited meanwhile is refused."""
 
     path: str
     identity: tuple[int, int, int]
@@ -100,8 +87,8 @@ def _check_unchanged(name: str, fd: int, identity: tuple[int, int, int]) -> None
 
 def encode_json_lines(name: str, part: FileSlice, renames: Mapping[str, str] | None, number_records: bool,
                       blank_line: int = 0) -> EncodedBatch:
-    """The batch of JSON Lines in ``part`` of file ``name``, read after ``blank_line`` (JsonLines.blank_line);
-    records are numbered by line, which is right wherever no error precedes."""
+    """The batch of ``part`` of JSON Lines file ``name``, read after ``blank_line`` (JsonLines.blank_line); records
+    are numbered by line, which is right wherever no error precedes."""
     with open(part.path, "rb") as file:
         _check_unchanged(name, file.fileno(), part.identity)
         data = os.pread(file.fileno(), part.length, part.offset)
@@ -124,9 +111,8 @@ def encode_json_lines(name: str, part: FileSlice, renames: Mapping[str, str] | N
 
 
 class Workers(ProcessPoolExecutor):
-    """Worker processes, one per core this process may use (at most MAX_WORKERS), all forked when the pool is made:
-    before this process starts any thread (fork copies only the calling thread), and sharing its imports, unwritten,
-    in memory. Leaving its with block drops the slices not yet begun."""
+    """Worker processes, one per usable core (at most MAX_WORKERS), all forked at once: before any thread starts
+    (fork copies only the calling one), sharing the imports in memory. Leaving the with block drops slices not begun."""
 
     def __init__(self) -> None:
         self.count = min(len(os.sched_getaffinity(0)), MAX_WORKERS)
@@ -139,8 +125,8 @@ class Workers(ProcessPoolExecutor):
 
 def json_lines_batches(path: Path, stream: BinaryIO, name: str, renames: Mapping[str, str] | None,
                        number_records: bool, workers: Workers, digest: Digest | None = None) -> Iterator[EncodedBatch]:
-    """The encoded batches of the JSON Lines file at ``path`` (open as ``stream``), in file order, its bytes fed to
-    ``digest``, encoded on ``workers``."""
+    """The batches of JSON Lines file ``path`` (open as ``stream``) encoded on ``workers``, in file order; its bytes
+    feed ``digest``."""
     identity = file_identity(os.fstat(stream.fileno()))
     pending: deque[tuple[FileSlice, Future[EncodedBatch]]] = deque()
     blank_line = 0  # the first blank line after the last record taken (0: none)
@@ -164,8 +150,8 @@ def json_lines_batches(path: Path, stream: BinaryIO, name: str, renames: Mapping
 
 
 def _cut(path: str, identity: tuple[int, int, int], stream: BinaryIO, digest: Digest | None) -> Iterator[FileSlice]:
-    """``stream`` cut into slices of whole lines of about BATCH_BYTES, read once, here, to find the cuts and feed
-    ``digest``; the workers read the lines themselves."""
+    """``stream`` cut into slices of whole lines of about BATCH_BYTES: read here only to find the cuts and feed
+    ``digest``."""
     start = position = 0
     line = 1
     while chunk := stream.read(BATCH_BYTES):

@@ -18,10 +18,10 @@ from src.sources.readers import (
     Located,
     SourceCheck,
     Values,
+    iter_json_array,
     iter_source_file,
     iter_validated,
     opened_source,
-    read_values,
 )
 from src.sources.sample import sample_records
 
@@ -29,10 +29,8 @@ DOWNLOAD_TIMEOUT_SECONDS = 60
 
 
 def download(name: str, source: UrlSource, downloads: Path) -> Path:
-    """Fetch a pinned url once into ``downloads`` (named by its checksum) and verify it.
-
-    A network fault and a fault of this machine (a full disk, say) are told apart: each names what failed.
-    """
+    """Fetch a pinned url once into ``downloads`` (named by its checksum) and verify it; a fault of the network and
+    one of this machine (a full disk, say) each name what failed."""
     algorithm, expected = source.algorithm, source.digest
     target = downloads / f"{algorithm}-{expected}"
     if target.is_file():
@@ -97,8 +95,8 @@ def _sample_values(name: str, sample: SampleSource) -> Iterator[Located]:
 
 def source_batches(spec: SourceSpec, downloads: Path, workers: Workers | None,
                    digest: Digest | None = None) -> Iterator[EncodedBatch]:
-    """source_records() encoded a batch at a time (src/sources/encode.py): a JSON Lines file on ``workers``, anything
-    else here; the bytes of a file also feed ``digest``."""
+    """source_records() encoded a batch at a time: a JSON Lines file on ``workers``, anything else here; a file's
+    bytes also feed ``digest``."""
     if isinstance(spec.origin, SampleSource):
         yield from encoded_batches(source_records(spec, downloads))
         return
@@ -106,7 +104,7 @@ def source_batches(spec: SourceSpec, downloads: Path, workers: Workers | None,
     reread = functools.partial(iter_source_file, path, name)
     with opened_source(path, name) as (stream, json_lines):
         if not json_lines:  # read here, from the stream already open
-            yield from encoded_batches(iter_validated(read_values(stream, name, False, digest), spec.name, spec.fields,
+            yield from encoded_batches(iter_validated(iter_json_array(stream, name, digest), spec.name, spec.fields,
                                                       spec.number_records, reread=reread))
             return
         assert workers is not None, "a JSON Lines file is read on workers"

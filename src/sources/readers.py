@@ -1,7 +1,7 @@
 """Sources read as streams of (location, value), and validated as records of the schema.
 
-A UTF-8 BOM is stripped and CRLF line endings are read as LF (both repaired); anything else wrong stops the run with
-one DatasetError naming the file and the line, or the record of an array (docs/errors.md).
+A UTF-8 BOM is stripped and CRLF read as LF; anything else wrong is one DatasetError naming the file and the line, or
+the record of an array (docs/errors.md).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import json
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol, Self
 
@@ -21,14 +21,15 @@ import orjson
 
 from src.core.errors import DatasetError
 from src.core.schema import CATEGORIES, FIELDS
-from src.core.scratch import registered, scratch_database
 
 CHUNK_BYTES = 1 << 20
-# A record of an array larger than this is reported instead of read on (bounds memory on garbage input).
-MAX_RECORD_CHARS = 16 << 20
-INDEX_CHECK_RECORDS = 1 << 16  # index digests stored for the duplicate-index check at a time
-INDEX_CHECK_PARTS = 16  # the parts its digests are split into, by their first four bits, and asked one at a time
+MAX_RECORD_CHARS = 16 << 20  # an array's record larger than this is reported, not read on (garbage input)
+INDEX_CHECK_RECORDS = 1 << 16  # index digests held for the duplicate-index check at a time
+INDEX_CHECK_PARTS = 16  # its files, by the digests' first four bits, each sorted on its own
 _WHITESPACE = " \t\r\n"
+_SPACES = re.compile(r"[ \t\r\n]*")
+_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
+               int: "a number", float: "a number"}
 
 Located = tuple[str, object]  # a value and where it is: "file:line", or "file:line (record N)" in an array
 Values = Callable[[], Iterator[Located]]
@@ -39,17 +40,15 @@ class Digest(Protocol):
 
 
 def _type_name(value: object) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
 def validate_record(obj: object, where: str, renames: Mapping[str, str] | None = None,
                     index: str | None = None, utf8_checked: bool = False) -> dict:
     """The canonical record (FIELDS, in order) of ``obj``, or a DatasetError naming ``where``.
 
-    ``renames`` maps a source's field names to canonical ones (e.g. context -> input); ``index``, when given, numbers a
-    source that has no index field; ``utf8_checked`` says that no string of ``obj`` can hold a lone surrogate (orjson
-    parsed it: it refuses them), so none is looked for.
+    ``renames`` maps source field names to canonical ones; ``index`` numbers a source without an index field;
+    ``utf8_checked``: orjson parsed ``obj``, so no string holds a lone surrogate.
     """
     if not isinstance(obj, dict):
         raise DatasetError(f"{where}: expected a JSON object with fields {', '.join(FIELDS)}, got {_type_name(obj)}")
@@ -82,11 +81,11 @@ def validate_record(obj: object, where: str, renames: Mapping[str, str] | None =
 
 
 class RepeatedName(ValueError):
-    """A name held twice by one JSON object: RFC 8259 leaves which value counts to the reader, so it is refused."""
+    """A name twice in one JSON object: RFC 8259 leaves which value counts to the reader, so it is refused."""
 
 
 def _unique_names(pairs: list[tuple[str, object]]) -> dict:
-    """json's object_pairs_hook: the object, or RepeatedName for the first name it holds twice (at any depth)."""
+    """json's object_pairs_hook: the object, or RepeatedName for the first name it holds twice."""
     value = dict(pairs)
     if len(value) != len(pairs):
         seen: set[str] = set()
@@ -98,15 +97,11 @@ def _unique_names(pairs: list[tuple[str, object]]) -> dict:
 
 
 def _quotes_fit(raw: bytes, names: int) -> bool:
-    """Whether JSON text ``raw``, an object that orjson read as ``names`` names of string values (keeping a repeated
-    name's last value, silently), surely repeats no name: it has four quotes per name, two around it and two around
-    its value, besides escaped ones; a name written twice adds two. After an escaped backslash (a string that ends in
-    one: rare), only json's exact reading can tell (False)."""
+    """Whether object ``raw``, read by orjson as ``names`` names of string values (it keeps a repeated name's last
+    value silently), surely repeats no name: four quotes per name besides escaped ones, two more per repeat. After an
+    escaped backslash only json can tell (False)."""
     extra = raw.count(b'"') - 4 * names
     return extra == 0 or (extra > 0 and b'\\\\"' not in raw and raw.count(b'\\"') == extra)
-
-
-_STRING_TYPE = frozenset({str})
 
 
 def _json_problem(error: json.JSONDecodeError, at_end: bool) -> tuple[str, str]:
@@ -118,9 +113,9 @@ def _json_problem(error: json.JSONDecodeError, at_end: bool) -> tuple[str, str]:
     return "malformed", reason.lower()
 
 
-def _iter_json_array(stream: BinaryIO, name: str, digest: Digest | None) -> Iterator[Located]:
-    """The elements of a top-level JSON array (opened_source() found its '['), read a chunk at a time (strict UTF-8, a
-    leading BOM stripped); the bytes read also feed ``digest``."""
+def iter_json_array(stream: BinaryIO, name: str, digest: Digest | None) -> Iterator[Located]:
+    """The elements of a top-level JSON array, read a chunk at a time (strict UTF-8, a BOM stripped); the bytes read
+    also feed ``digest``."""
     text = codecs.getincrementaldecoder("utf-8-sig")("strict")
     decoder = json.JSONDecoder(object_pairs_hook=_unique_names)
     buffer, position, line, eof = "", 0, 1, False  # line: the line of buffer[position]
@@ -151,10 +146,7 @@ def _iter_json_array(stream: BinaryIO, name: str, digest: Digest | None) -> Iter
     def next_token() -> str:
         """Skip whitespace; the next character, or '' at the end of the file."""
         while True:
-            end = position
-            while end < len(buffer) and buffer[end] in _WHITESPACE:
-                end += 1
-            move(end)
+            move(_SPACES.match(buffer, position).end())  # type: ignore[union-attr]
             if position < len(buffer):
                 return buffer[position]
             if not refill():
@@ -205,20 +197,18 @@ def _iter_json_array(stream: BinaryIO, name: str, digest: Digest | None) -> Iter
 
 
 class JsonLines:
-    """Values of JSON Lines, one per line: CRLF and a BOM are repaired, blank lines inside are refused (blank lines at
-    the end are allowed).
+    """Values of JSON Lines, one per line: CRLF and a BOM are repaired, blank lines inside are refused (at the end
+    they are allowed).
 
-    orjson reads a valid line several times faster than json. Whatever it refuses (bad UTF-8 or JSON, a blank line,
-    and values json accepts but orjson does not: lone surrogate escapes, NaN, huge numbers) is read again by json for
-    the exact error, or the value that validation refuses; so is a line that may repeat a name, which orjson would
-    read silently (its last value).
+    orjson reads a valid line several times faster than json. What it refuses (bad UTF-8 or JSON, a blank line, and
+    what json accepts but orjson does not: lone surrogates, NaN, huge numbers) is read again by json for the exact
+    error or value; so is a line that may repeat a name, which orjson reads silently (its last value).
     """
 
     def __init__(self, name: str, blank_line: int = 0, records: bool = False) -> None:
         """``records``: every value goes to validate_record(), and to recheck() if it is refused there."""
         self.name = name
-        # The first of the blank lines read since the last value (0: none): an error if another value follows.
-        self.blank_line = blank_line
+        self.blank_line = blank_line  # the first blank line since the last value (0: none)
         self.parsed_strictly = False  # whether the last value came from orjson (so holds no lone surrogate)
         # A value of five names is a record: if it validates, its values are strings, so _quotes_fit() decides.
         self._record_names = len(FIELDS) if records else -1
@@ -237,7 +227,7 @@ class JsonLines:
                     unique = _quotes_fit(raw, self._record_names)
                 else:
                     unique = type(value) is str or (type(value) is dict and _quotes_fit(raw, len(value))
-                                                    and _STRING_TYPE.issuperset(map(type, value.values())))
+                                                    and all(type(item) is str for item in value.values()))
             if not unique:
                 try:
                     line = raw.decode("utf-8")
@@ -267,15 +257,13 @@ class JsonLines:
                                "JSON object") from None
 
     def recheck(self, line_number: int, raw: bytes) -> None:
-        """Raise the error json finds in line ``raw``, if any (a repeated name, or nesting deeper than it reads): it
-        comes before validation's, as for a value that is not a record (values() with ``records`` left it out)."""
+        """Raise json's error for line ``raw``, if any (a repeated name, or too deep): it comes before validation's."""
         self._exact(raw.removeprefix(codecs.BOM_UTF8), line_number)
 
 
 @contextmanager
 def opened_source(path: Path, name: str) -> Iterator[tuple[BinaryIO, bool]]:
-    """``path`` open for reading, and whether it holds JSON Lines (else a JSON array), chosen by content; errors call
-    the file ``name``."""
+    """``path`` open, and whether it holds JSON Lines (else a JSON array), by content; errors call it ``name``."""
     try:
         stream = path.open("rb")
     except FileNotFoundError:
@@ -298,26 +286,22 @@ def opened_source(path: Path, name: str) -> Iterator[tuple[BinaryIO, bool]]:
         yield stream, first == b"{"
 
 
-def read_values(stream: BinaryIO, name: str, json_lines: bool, digest: Digest | None = None) -> Iterator[Located]:
-    """The values of a source open as ``stream`` (opened_source()), its bytes fed to ``digest``."""
-    if not json_lines:
-        return _iter_json_array(stream, name, digest)
-    return JsonLines(name).values(stream if digest is None else _digested_lines(stream, digest))
-
-
 def _digested_lines(stream: BinaryIO, digest: Digest) -> Iterator[bytes]:
-    """The lines of ``stream``, a batch at a time: the digest is fed once per batch rather than once per line."""
+    """The lines of ``stream``; the digest is fed a batch of lines at a time, not per line."""
     while lines := stream.readlines(CHUNK_BYTES):
         digest.update(b"".join(lines))
         yield from lines
 
 
 def iter_source_file(path: Path, name: str | None = None, digest: Digest | None = None) -> Iterator[Located]:
-    """The values of a JSON array or JSON Lines file, chosen by content; errors call it ``name`` (default: its
-    path), and its bytes feed ``digest`` as they are read."""
+    """The values of a JSON array or JSON Lines file; errors call it ``name`` (default: its path), and its bytes feed
+    ``digest`` as they are read."""
     name = name or str(path)
     with opened_source(path, name) as (stream, json_lines):
-        yield from read_values(stream, name, json_lines, digest)
+        if json_lines:
+            yield from JsonLines(name).values(stream if digest is None else _digested_lines(stream, digest))
+        else:
+            yield from iter_json_array(stream, name, digest)
 
 
 def index_digest(index: str) -> bytes:
@@ -326,22 +310,17 @@ def index_digest(index: str) -> bytes:
 
 
 class SourceCheck:
-    """The checks of a source as a whole, made as its with block is left: at least one record, and no index twice; or,
-    when a problem ends the block, a repeated index before that problem instead (the first problem in file order).
+    """The checks of a source as a whole, made as its with block is left: at least one record, and no index twice;
+    or, when a problem ends the block, a repeated index before it (the first problem in file order).
 
-    The index digests of the records added are written with their record numbers to Parquet files, in sixteen parts by
-    their first four bits, and DuckDB (src/core/scratch.py) sorts one part at a time for repeats: no lookup per record,
-    and the same memory at any size (a table in the database grows to its memory limit). ``reread()`` gives the
-    stream again, to name the record that repeats an index.
+    Index digests and their record numbers are spilled to INDEX_CHECK_PARTS files by their top bits, and each file is
+    sorted on its own: the same memory at any size. ``reread()`` gives the stream again, to name the record.
     """
 
     def __init__(self, source: str, renames: Mapping[str, str] | None, reread: Values) -> None:
         self._source, self._renames, self._reread = source, renames, reread
-        self._scratch = ExitStack()
-        self._database = self._scratch.enter_context(scratch_database())
-        directory = self._scratch.enter_context(tempfile.TemporaryDirectory(prefix="indexes-"))
-        self._files = directory.replace("'", "''")  # quoted in SQL
-        self._pending = bytearray()  # digests not yet written, 16 bytes each
+        self._directory = tempfile.TemporaryDirectory(prefix="indexes-")
+        self._pending = bytearray()  # digests not yet spilled, 16 bytes each
         self._written = 0
         self._count = 0
 
@@ -353,26 +332,27 @@ class SourceCheck:
             self._write()
 
     def _write(self) -> None:
-        words = np.frombuffer(bytes(self._pending), dtype="<u8").reshape(-1, 2)
+        digests = np.frombuffer(bytes(self._pending), dtype="<u8").reshape(-1, 2)
         self._pending.clear()
-        with registered(self._database, "digests", {"high": words[:, 0], "low": words[:, 1], "record": np.arange(
-                self._written + 1, self._written + len(words) + 1)}):
-            self._database.execute(f"COPY (SELECT *, high >> 60 AS part FROM digests) TO '{self._files}' "
-                                   "(FORMAT parquet, PARTITION_BY part, APPEND)")
-        self._written += len(words)
+        numbers = np.arange(self._written + 1, self._written + len(digests) + 1, dtype="<u8")
+        rows = np.column_stack([digests, numbers])
+        parts = digests[:, 0] >> 60  # the top four bits
+        for part in range(INDEX_CHECK_PARTS):
+            with open(f"{self._directory.name}/{part}", "ab") as file:
+                rows[parts == part].tofile(file)
+        self._written += len(digests)
 
     def _check_repeats(self) -> None:
         if self._pending:
             self._write()
-        if not self._written:
-            return
-        query = ("SELECT min(record) FROM (SELECT record, lag(high) OVER w = high AND lag(low) OVER w = low AS again "
-                 f"FROM read_parquet('{self._files}/*/*.parquet', hive_partitioning = true) WHERE part = ? "
-                 "WINDOW w AS (ORDER BY high, low, record)) WHERE again")
-        repeat = min(filter(None, (self._database.execute(query, [part]).fetchall()[0][0]
-                                   for part in range(INDEX_CHECK_PARTS))), default=None)
-        if repeat is not None:
-            where, value = next(itertools.islice(self._reread(), repeat - 1, None))
+        first = self._written + 1  # the first record that repeats an index (none beyond the last)
+        for path in Path(self._directory.name).iterdir():
+            rows = np.fromfile(path, dtype="<u8").reshape(-1, 3)
+            rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]  # stable: the records of a digest stay in order
+            repeats = rows[1:, 2][(rows[1:, :2] == rows[:-1, :2]).all(axis=1)]
+            first = min(first, int(repeats.min(initial=first)))
+        if first <= self._written:
+            where, value = next(itertools.islice(self._reread(), first - 1, None))
             index = validate_record(value, where, self._renames)["index"]
             raise DatasetError(f"{where}: index {index!r} appears twice in source '{self._source}'; "
                                "give every record its own index")
@@ -381,7 +361,7 @@ class SourceCheck:
         return self
 
     def __exit__(self, error_type: type[BaseException] | None, *exc: object) -> None:
-        with self._scratch:
+        with self._directory:
             if error_type is None or issubclass(error_type, DatasetError):
                 self._check_repeats()
             if error_type is None and self._count == 0:

@@ -1,8 +1,5 @@
-"""The built-in synthetic sample: deterministic records in the dolly-15k-ja schema.
-
-Every instruction starts with SYNTHETIC_MARK so that nobody mistakes the sample for real data.
-The generator is a self-contained SplitMix64, so the bytes never depend on Python's `random`
-module, the hash seed or the platform: the committed dvc.lock pins them.
+"""The built-in synthetic sample: deterministic records in the dolly-15k-ja schema, each instruction marked
+SYNTHETIC_MARK. SplitMix64 makes the bytes independent of `random`, the hash seed and the platform (dvc.lock pins them).
 """
 from __future__ import annotations
 
