@@ -1,10 +1,9 @@
 """Leakage across shards: records of different shards whose instruction and input are the same (exact) or nearly
 the same (MinHash, src/certificate/near_duplicates.py), counted per pair of shards, with example record indices.
 
-Each record's prompt digest, shard, merged index and byte offset are spilled to disk partitioned by digest
-(src/core/spill.py), a chunk at a time. Once the shards are written, each partition is grouped on its own with
-numpy: a prompt is identified by its earliest merged record and signed once (its text read back by offset), and
-pairs are counted from per-shard group sizes, never enumerated. Memory stays flat at any size.
+Records are spilled to disk partitioned by prompt digest, and each partition grouped with numpy: a prompt is
+identified by its earliest merged record and signed once, and pairs are counted from per-shard group sizes, never
+enumerated. Memory stays flat at any size.
 """
 from __future__ import annotations
 

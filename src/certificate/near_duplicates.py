@@ -1,10 +1,6 @@
-"""Near-duplicate records: MinHash signatures (rensa) of a record's instruction and input, and LSH on disk.
-
-rensa signs a whole chunk of records in one call, about 100 times faster than datasketch; its algorithm and seed
-are pinned with its version. The LSH index is ours, on disk so that memory stays flat: a signature is cut into
-``bands`` bands, records sharing a band are candidates, and a candidate pair is a near-duplicate when the share
-of equal signature values (the MinHash estimate of Jaccard similarity) reaches the threshold.
-"""
+"""Near-duplicate records: MinHash signatures (rensa, pinned) of a record's instruction and input, and LSH on disk
+so that memory stays flat: records sharing one of a signature's ``bands`` bands are candidates, and near-duplicates
+when the share of equal signature values (the MinHash estimate of Jaccard similarity) reaches the threshold."""
 from __future__ import annotations
 
 import os
@@ -108,12 +104,10 @@ NearDuplicateFilter = NearDuplicateIndex  # the merge's name for it
 
 
 class NearDuplicatePairs(Scratch):
-    """Every near-duplicate pair among many signatures (the split's leakage certificate), found by sorting rather
-    than lookups: band keys are spilled to disk partitioned by key (src/core/spill.py), and each partition sorted
-    so that ids sharing a key sit together. Their pairs are scored a batch at a time, and counted in the first band
-    their signatures share, so a pair is yielded once without keeping the pairs seen. Signature i waits in a sparse
-    temporary file at i times its size. Memory stays flat however many records share a band; the work grows with
-    the candidate pairs."""
+    """Every near-duplicate pair among many signatures (the leakage certificate), by sorting: band keys are spilled
+    by key, and ids sharing a key sit together in each sorted partition. A pair counts in the first band it shares,
+    so it is yielded once without keeping the pairs seen. Signature i waits in a sparse temporary file at i times
+    its size. Memory stays flat however many records share a band; the work grows with the candidate pairs."""
 
     def __init__(self, params: NearDuplicateParams, records: int) -> None:
         """``records``: about how many signatures will be added."""
