@@ -8,9 +8,12 @@ A record is its shard line; records that occur several times are matched count f
 """
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import IO
 
@@ -19,11 +22,10 @@ from scmrepo.exceptions import RevError
 from scmrepo.git import Git
 
 from src.core.errors import ArgumentParser, DatasetError, run_cli
-from src.core.sqlite_scratch import scratch_database
+from src.core.spill import scratch_database
 from src.split import SHARD_PLACEHOLDER, shard_path_parts
 
 WORKSPACE = "workspace"
-BATCH = 10_000
 
 
 def shard_path_pattern(dvc_yaml: Path) -> str:
@@ -95,7 +97,7 @@ class ShardingDiff:
     new: str
     records: dict[str, int] = field(default_factory=dict)  # per side
     stayed: int = 0
-    moved: dict[tuple[str, str], int] = field(default_factory=dict)
+    moved: Counter[tuple[str, str]] = field(default_factory=Counter)
     added: int = 0
     removed: int = 0
     examples: dict[str, list[str]] = field(default_factory=dict)
@@ -103,32 +105,21 @@ class ShardingDiff:
     def as_json(self) -> dict:
         return {"old": self.old, "new": self.new, "records": self.records, "stayed": self.stayed,
                 "moved": sum(self.moved.values()),
-                "moves": [{"from": a, "to": b, "records": n} for (a, b), n in sorted(self.moved.items(),
-                                                                                    key=_move_order)],
+                "moves": [{"from": a, "to": b, "records": n} for (a, b), n in self.moves()],
                 "added": self.added, "removed": self.removed, "examples": self.examples}
 
     def report(self) -> str:
         lines = [f"{self.old} -> {self.new}: {self.records[self.old]:,} -> {self.records[self.new]:,} records",
                  f"  stayed in the same shard: {self.stayed:,}",
                  f"  moved to another shard:   {sum(self.moved.values()):,}"]
-        lines += [f"    {a} -> {b}: {n:,}" for (a, b), n in sorted(self.moved.items(), key=_move_order)]
+        lines += [f"    {a} -> {b}: {n:,}" for (a, b), n in self.moves()]
         lines += [f"  added:                    {self.added:,}", f"  removed:                  {self.removed:,}"]
         for kind, texts in self.examples.items():
             lines += [f"  e.g. {kind}: {text}" for text in texts]
         return "\n".join(lines) + "\n"
 
-
-def _move_order(item: tuple[tuple[str, str], int]) -> tuple:
-    (source, target), _ = item
-    return _shard_order(source), _shard_order(target)
-
-
-def _records(side: Side, label: int, shards: dict[str, str]) -> Iterator[tuple[bytes, int, int]]:
-    """(line, side label, shard number) of every record of one side."""
-    for number, path in enumerate(shards.values()):
-        with side.open(path) as stream:
-            for line in stream:
-                yield line, label, number
+    def moves(self) -> list[tuple[tuple[str, str], int]]:
+        return sorted(self.moved.items(), key=lambda move: (_shard_order(move[0][0]), _shard_order(move[0][1])))
 
 
 def compare(old: Side, new: Side, examples: int = 3) -> ShardingDiff:
@@ -139,53 +130,38 @@ def compare(old: Side, new: Side, examples: int = 3) -> ShardingDiff:
     database = scratch_database()
     database.execute("CREATE TABLE record (line BLOB, side INTEGER, shard INTEGER)")
     for label, (side, shards) in enumerate(sides):
-        batch: list[tuple[bytes, int, int]] = []
-        count = 0
-        for row in _records(side, label, shards):
-            batch.append(row)
-            count += 1
-            if len(batch) >= BATCH:
-                database.executemany("INSERT INTO record VALUES (?, ?, ?)", batch)
-                batch = []
-        database.executemany("INSERT INTO record VALUES (?, ?, ?)", batch)
-        diff.records[side.label] = count
+        diff.records[side.label] = 0
+        for number, path in enumerate(shards.values()):
+            with side.open(path) as stream:
+                diff.records[side.label] += database.executemany(
+                    "INSERT INTO record VALUES (?, ?, ?)", ((line, label, number) for line in stream)).rowcount
     rows = database.execute("SELECT line, side, shard, COUNT(*) FROM record GROUP BY line, side, shard "
                             "ORDER BY line, side, shard")
-    current: bytes | None = None
-    counts: list[dict[int, int]] = [{}, {}]
-    for line, side, shard, number in rows:
-        if line != current:
-            _settle(diff, current, counts, names, examples)
-            current, counts = line, [{}, {}]
-        counts[side][shard] = number
-    _settle(diff, current, counts, names, examples)
+    for line, copies in itertools.groupby(rows, key=itemgetter(0)):
+        counts: list[dict[str, int]] = [{}, {}]  # per side, the record's copies per shard name
+        for _, side, shard, number in copies:
+            counts[side][names[side][shard]] = number
+        _settle(diff, line, counts[0], counts[1], examples)
     database.close()
     return diff
 
 
-def _settle(diff: ShardingDiff, line: bytes | None, counts: list[dict[int, int]], names: list[list[str]],
-            examples: int) -> None:
+def _settle(diff: ShardingDiff, line: bytes, old: dict[str, int], new: dict[str, int], examples: int) -> None:
     """Account for the copies of one record: same shard name first, then moves in shard order, then the rest."""
-    if line is None:
-        return
-    old = {names[0][shard]: n for shard, n in counts[0].items()}
-    new = {names[1][shard]: n for shard, n in counts[1].items()}
     for name in set(old) & set(new):
         kept = min(old[name], new[name])
         diff.stayed += kept
         old[name] -= kept
         new[name] -= kept
-    sources = [name for name in sorted(old, key=_shard_order) for _ in range(old[name])]
-    targets = [name for name in sorted(new, key=_shard_order) for _ in range(new[name])]
+    sources, targets = list(Counter(old).elements()), list(Counter(new).elements())  # in shard order
     for source, target in zip(sources, targets, strict=False):  # the longer side's rest: added or removed
-        diff.moved[(source, target)] = diff.moved.get((source, target), 0) + 1
+        diff.moved[source, target] += 1
         _example(diff, f"moved {source} -> {target}", line, examples)
-    diff.removed += max(len(sources) - len(targets), 0)
-    diff.added += max(len(targets) - len(sources), 0)
-    if len(sources) > len(targets):
-        _example(diff, "removed", line, examples)
-    elif len(targets) > len(sources):
-        _example(diff, "added", line, examples)
+    rest = len(sources) - len(targets)
+    diff.removed += max(rest, 0)
+    diff.added += max(-rest, 0)
+    if rest:
+        _example(diff, "removed" if rest > 0 else "added", line, examples)
 
 
 def _example(diff: ShardingDiff, kind: str, line: bytes, limit: int) -> None:

@@ -1,9 +1,7 @@
 """Character n-grams of many texts at once, hashed to 64-bit integers with numpy.
 
-Japanese has no spaces between words, so near-duplicate and contamination checks compare character n-grams (what
-Japanese corpus builders use), not words. Hashing a whole chunk of texts in a few array operations keeps the cost
-per record far below a Python loop over n-grams; the hash is plain integer arithmetic, so it is the same on every
-machine.
+Japanese has no spaces between words, so near-duplicate and contamination checks compare character n-grams. The
+hash is plain integer arithmetic on whole chunks of texts: fast, and the same on every machine.
 """
 from __future__ import annotations
 
@@ -15,22 +13,10 @@ _PAD = 0xFFFFFFFF  # not a code point: pads each text, so no n-gram spans two te
 _MULTIPLIER = np.uint64(0x100000001B3)
 
 
-def _mix(values: np.ndarray) -> np.ndarray:
-    """SplitMix64's finalizer: spreads the polynomial hash over all 64 bits (wrapping uint64 arithmetic)."""
-    values = values ^ (values >> np.uint64(30))
-    values = values * np.uint64(0xBF58476D1CE4E5B9)
-    values = values ^ (values >> np.uint64(27))
-    values = values * np.uint64(0x94D049BB133111EB)
-    return values ^ (values >> np.uint64(31))
-
-
 def ngram_hashes(texts: Sequence[str], n: int, short_whole: bool) -> tuple[np.ndarray, np.ndarray]:
     """(hashes, offsets): the hashes of every character n-gram of every text, flat, text k's being
-    hashes[offsets[k]:offsets[k + 1]].
-
-    A text shorter than n has no n-gram; with ``short_whole`` a non-empty one gets a single token for its whole
-    text instead (so a short prompt still has a signature).
-    """
+    hashes[offsets[k]:offsets[k + 1]]. A text shorter than n has none, or with ``short_whole`` (if not empty) one
+    token for its whole text, so a short prompt still has a signature."""
     pad = _PAD.to_bytes(4, "little") * (n - 1)
     encoded = b"".join(text.encode("utf-32-le", "surrogatepass") + pad for text in texts)
     code_points = np.frombuffer(encoded, dtype=np.uint32).astype(np.uint64)
@@ -46,5 +32,10 @@ def ngram_hashes(texts: Sequence[str], n: int, short_whole: bool) -> tuple[np.nd
     for shift in range(1, n):
         hashes *= _MULTIPLIER
         hashes += code_points[shift:shift + span]
-    positions = np.repeat(starts - offsets[:-1].astype(np.int64), counts) + np.arange(int(offsets[-1]))
-    return _mix(hashes[positions]), offsets
+    hashes = hashes[np.repeat(starts - offsets[:-1].astype(np.int64), counts) + np.arange(int(offsets[-1]))]
+    # SplitMix64's finalizer spreads the polynomial hash over all 64 bits.
+    hashes ^= hashes >> np.uint64(30)
+    hashes *= np.uint64(0xBF58476D1CE4E5B9)
+    hashes ^= hashes >> np.uint64(27)
+    hashes *= np.uint64(0x94D049BB133111EB)
+    return hashes ^ (hashes >> np.uint64(31)), offsets

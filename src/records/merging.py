@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import orjson
 
-from src.certificate.near_duplicates import NearDuplicateFilter, prompt_text
+from src.certificate.near_duplicates import NearDuplicateIndex, prompt_text
 from src.core.config import NearDuplicateParams
 from src.core.scratch import insert
 from src.output.files import atomic_file, write_behind
@@ -112,7 +112,7 @@ def without_repeats(chunks: Iterable[RawChunk], database: duckdb.DuckDBPyConnect
 def without_near_duplicates(chunks: Iterable[RawChunk], params: NearDuplicateParams,
                             counts: DuplicateCounts) -> Iterator[RawChunk]:
     """``chunks`` less each near-duplicate of an earlier kept record, counted in ``counts``."""
-    with NearDuplicateFilter(params) as near_duplicates:
+    with NearDuplicateIndex(params) as near_duplicates:
         for chunk in chunks:
             cuts = (chunk.starts + chunk.rows["head"]).tolist()
             keep = near_duplicates.keep([prompt_text(prompt_fields(prompt_bytes(b"{" + chunk.block[cut + 2:end])))
