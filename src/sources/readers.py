@@ -10,7 +10,6 @@ import hashlib
 import itertools
 import json
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,11 +20,14 @@ import orjson
 
 from src.core.errors import DatasetError
 from src.core.schema import CATEGORIES, FIELDS
+from src.core.spill import PARTITION_RECORDS, SpillPartitions
 
 CHUNK_BYTES = 1 << 20
 MAX_RECORD_CHARS = 16 << 20  # an array's record larger than this is reported, not read on (garbage input)
 INDEX_CHECK_RECORDS = 1 << 16  # index digests held for the duplicate-index check at a time
-INDEX_CHECK_PARTS = 16  # its files, by the digests' first four bits, each sorted on its own
+INDEX_CHECK_PARTS = 16  # its spill files (the record count is not known ahead)
+# A record's index digest (two words) and its record number, from 1.
+INDEX_ROW = np.dtype([("high", "<u8"), ("low", "<u8"), ("number", "<u8")])
 _WHITESPACE = " \t\r\n"
 _SPACES = re.compile(r"[ \t\r\n]*")
 _TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
@@ -313,15 +315,14 @@ class SourceCheck:
     """The checks of a source as a whole, made as its with block is left: at least one record, and no index twice;
     or, when a problem ends the block, a repeated index before it (the first problem in file order).
 
-    Index digests and their record numbers are spilled to INDEX_CHECK_PARTS files by their top bits, and each file is
-    sorted on its own: the same memory at any size. ``reread()`` gives the stream again, to name the record.
+    Index digests and their record numbers are spilled by digest (src/core/spill.py), and each spill file is sorted
+    on its own: the same memory at any size. ``reread()`` gives the stream again, to name the record.
     """
 
     def __init__(self, source: str, renames: Mapping[str, str] | None, reread: Values) -> None:
         self._source, self._renames, self._reread = source, renames, reread
-        self._directory = tempfile.TemporaryDirectory(prefix="indexes-")
+        self._spill = SpillPartitions(INDEX_ROW, INDEX_CHECK_PARTS * PARTITION_RECORDS)
         self._pending = bytearray()  # digests not yet spilled, 16 bytes each
-        self._written = 0
         self._count = 0
 
     def add(self, count: int, index_digests: bytes) -> None:
@@ -329,29 +330,24 @@ class SourceCheck:
         self._count += count
         self._pending += index_digests
         if len(self._pending) >= INDEX_CHECK_RECORDS * 16:
-            self._write()
+            self._spill_pending()
 
-    def _write(self) -> None:
+    def _spill_pending(self) -> None:
         digests = np.frombuffer(bytes(self._pending), dtype="<u8").reshape(-1, 2)
+        rows = np.empty(len(digests), dtype=INDEX_ROW)
+        rows["high"], rows["low"] = digests[:, 0], digests[:, 1]
+        rows["number"] = np.arange(self._spill.rows + 1, self._spill.rows + len(rows) + 1)
         self._pending.clear()
-        numbers = np.arange(self._written + 1, self._written + len(digests) + 1, dtype="<u8")
-        rows = np.column_stack([digests, numbers])
-        parts = digests[:, 0] >> 60  # the top four bits
-        for part in range(INDEX_CHECK_PARTS):
-            with open(f"{self._directory.name}/{part}", "ab") as file:
-                rows[parts == part].tofile(file)
-        self._written += len(digests)
+        self._spill.add(rows, rows["high"])
 
     def _check_repeats(self) -> None:
-        if self._pending:
-            self._write()
-        first = self._written + 1  # the first record that repeats an index (none beyond the last)
-        for path in Path(self._directory.name).iterdir():
-            rows = np.fromfile(path, dtype="<u8").reshape(-1, 3)
-            rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]  # stable: the records of a digest stay in order
-            repeats = rows[1:, 2][(rows[1:, :2] == rows[:-1, :2]).all(axis=1)]
-            first = min(first, int(repeats.min(initial=first)))
-        if first <= self._written:
+        self._spill_pending()
+        first = self._spill.rows + 1  # the first record that repeats an index (none beyond the last)
+        for rows in self._spill.partitions():
+            rows = rows[np.lexsort((rows["low"], rows["high"]))]  # stable: the records of a digest stay in order
+            again = (rows["high"][1:] == rows["high"][:-1]) & (rows["low"][1:] == rows["low"][:-1])
+            first = min(first, int(rows["number"][1:][again].min(initial=first)))
+        if first <= self._spill.rows:
             where, value = next(itertools.islice(self._reread(), first - 1, None))
             index = validate_record(value, where, self._renames)["index"]
             raise DatasetError(f"{where}: index {index!r} appears twice in source '{self._source}'; "
@@ -361,7 +357,7 @@ class SourceCheck:
         return self
 
     def __exit__(self, error_type: type[BaseException] | None, *exc: object) -> None:
-        with self._directory:
+        with self._spill:
             if error_type is None or issubclass(error_type, DatasetError):
                 self._check_repeats()
             if error_type is None and self._count == 0:
