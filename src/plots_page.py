@@ -1,14 +1,8 @@
-"""Stage plots_page: the HTML page `dvc plots show` and `dvc plots diff` fill in, renderable with no network.
+"""Stage plots_page: the HTML template `dvc plots show` and `dvc plots diff` fill in, renderable with no network.
 
 Usage: python3 -m src.plots_page OUT_HTML
-DVC's own page loads Vega, Vega-Lite and vega-embed from a CDN (DVC issue #5679). This page carries all three inline
-(their minified builds from the pip package django-js-lib-vega-embed, each checked against its sha256 pinned here)
-and has no `{scripts}` placeholder, so DVC adds no <script src=...> tag; `.dvc/config` points DVC at it
-(`[plots] html_template = ../plots/page.html`). Its style is plots_page.css beside this file; plots_page.js, run
-before DVC's per-plot `vegaEmbed('#id', spec)`, draws every plot as SVG (a DOM dump shows each mark) without
-vega-embed's action menu (its links go to the network), shows a failure in the plot's place, and counts the plots
-settled in <body data-plots-rendered / data-plots-failed> (for browser tests).
-"""
+Unlike DVC's own page (DVC issue #5679), it inlines its scripts and has no `{scripts}` placeholder, where DVC would
+put CDN <script> tags; plots_page.css and plots_page.js beside this file style it and draw the plots."""
 from __future__ import annotations
 
 import hashlib
@@ -19,26 +13,22 @@ from pathlib import Path
 from src.core.errors import DatasetError, expect_args, run_cli
 from src.output.files import atomic_file
 
-# DVC's templates (built-in and ours) declare the Vega-Lite v5 schema: Vega 5, Vega-Lite 5 and vega-embed 6.
+# DVC's templates declare Vega-Lite v5: Vega 5, Vega-Lite 5 and vega-embed 6. (library, version, file in the package,
+# sha256): npm's build/*.min.js at that version, less its last line ("//# sourceMappingURL=...").
 SCRIPTS_PACKAGE = "django-js-lib-vega-embed"
 SCRIPTS_MODULE = "js_lib_vega_embed"
-# (library, version, file in the package, its sha256): the npm package's build/*.min.js at that version, less its
-# last line ("//# sourceMappingURL=..."), checked against npm's tarballs when pinned.
 SCRIPTS = (
     ("Vega", "5.33.0", "vega5.js", "6a6c1e9978bd78435dfbb51344d1d536319262e70f2c569ca9764ce5acc203da"),
     ("Vega-Lite", "5.23.0", "vega-lite5.js", "594f554cecafe6b992d51b7c00f4c0e5fc5f92114c7e1a641d2cf150f21cc60d"),
     ("vega-embed", "6.29.0", "vega-embed6.js", "dbd49aff8999dfb12983cbcefeefb355ae72af68d7556ddcec12193a0eb46450"),
 )
-# DVC's page placeholders (dvc_render.html.HTML): {plot_divs} gets the plots, {refresh_tag} the optional
-# <meta http-equiv="refresh">. {scripts} is left out on purpose: DVC would put its CDN <script> tags there.
-PLACEHOLDERS = ("{plot_divs}", "{scripts}", "{refresh_tag}")
-# Strings that would end or derail an inline <script> element (HTML spec, "script data" states).
-UNSAFE_IN_SCRIPT = ("</script", "<!--", "<script")
+# What the inlined scripts must not hold: what would end or derail a <script> element (HTML "script data" states),
+# and DVC's page placeholders (dvc_render.html.HTML), which DVC would fill in.
+NOT_INLINABLE = ("</script", "<!--", "<script", "{plot_divs}", "{scripts}", "{refresh_tag}")
 
 
-def javascript_bundle() -> tuple[str, str]:
-    """Vega, Vega-Lite and vega-embed, as classic scripts one after another that define window.vegaEmbed, and
-    where they come from."""
+def build_page() -> bytes:
+    """The page template: DVC fills in {plot_divs} (and {refresh_tag}) and writes it as dvc_plots/index.html."""
     try:
         folder = resources.files(SCRIPTS_MODULE) / "static" / SCRIPTS_MODULE
     except ModuleNotFoundError:
@@ -53,15 +43,10 @@ def javascript_bundle() -> tuple[str, str]:
                                "run: python3 -m pip install -r requirements.txt")
         scripts.append(data.decode("utf-8"))
     bundle = "\n".join(scripts)
-    unsafe = [text for text in (*UNSAFE_IN_SCRIPT, *PLACEHOLDERS) if text in bundle.lower()]
+    unsafe = [text for text in NOT_INLINABLE if text in bundle.lower()]
     if unsafe:
         raise DatasetError(f"{package}: its scripts cannot be inlined in the plots page (they contain {unsafe})")
-    return bundle, ", ".join(f"{library} {version}" for library, version, _, _ in SCRIPTS) + f", from {package}"
-
-
-def build_page() -> bytes:
-    """The page template: DVC replaces {plot_divs} (and {refresh_tag}) and writes it as dvc_plots/index.html."""
-    bundle, origin = javascript_bundle()
+    origin = ", ".join(f"{library} {version}" for library, version, _, _ in SCRIPTS) + f", from {package}"
     style, wrapper = (Path(__file__).with_suffix(suffix).read_text(encoding="utf-8") for suffix in (".css", ".js"))
     return f"""<!DOCTYPE html>
 <html lang="en">

@@ -1,10 +1,6 @@
 """Rewrite split.count and split.shards of params.yaml into N even, contiguous shards.
 
-Usage: python3 -m src.reshard N [--records TOTAL | --even] [--params PARAMS] [--dvc-yaml DVC_YAML]
-TOTAL defaults to the number of records in the merged data (the merge stage's output, as dvc.yaml names it).
---even leaves split.shards out instead: the split cuts N even shards of whatever the merged data holds, which
-keeps params.yaml small (DVC reads it several times per run: with 1,024 explicit shards that costs seconds).
-Only the lines of split.count and split.shards change; the rest of params.yaml, comments included, is kept.
+Usage: python3 -m src.reshard N [--records TOTAL | --even] [--params PARAMS] [--dvc-yaml DVC_YAML] (docs/pipeline.md)
 """
 from __future__ import annotations
 
@@ -22,8 +18,8 @@ INDENT = "  "  # of the split section's keys
 
 
 def _block(lines: list[str], key: str, indent: str, required: bool = True) -> tuple[int, int]:
-    """[begin, end) of the line ``key:`` at ``indent`` and the lines indented deeper below it; the empty range at
-    the end of ``lines`` if there is none and none is ``required``."""
+    """[begin, end) of the line ``key:`` at ``indent`` and the lines below it indented deeper (if not ``required``
+    and absent: the empty range at the end)."""
     starts = [n for n, line in enumerate(lines) if line.split("#")[0].rstrip() == f"{indent}{key}:"
               or line.startswith(f"{indent}{key}: ")]
     if not starts and not required:
@@ -39,8 +35,8 @@ def _block(lines: list[str], key: str, indent: str, required: bool = True) -> tu
 
 
 def rewrite_sharding(text: str, count: int, records: int | None) -> str:
-    """``text`` with split.count set to ``count`` and split.shards rewritten as even shards of ``records`` records,
-    or left out (``records`` None: the split then cuts evenly whatever the merged data holds)."""
+    """``text`` with only split.count and split.shards rewritten: ``count`` even ranges of ``records`` records, or
+    (None) no split.shards at all."""
     lines = text.splitlines(keepends=True)
     split_begin, split_end = _block(lines, "split", "")
     split = lines[split_begin:split_end]
@@ -52,7 +48,7 @@ def rewrite_sharding(text: str, count: int, records: int | None) -> str:
 
 
 def merged_records(dvc_yaml: Path) -> int:
-    """The number of records of the merge stage's data output, as dvc.yaml names it."""
+    """The number of records in the merge stage's data output, as dvc.yaml names it."""
     try:
         outs = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]["merge"]["outs"]
         merged = Path(dvc_yaml.parent, next(out for out in outs if isinstance(out, str) and out.startswith("data/")))

@@ -1,9 +1,5 @@
-"""The dataset card: a Hugging Face README.md written beside the shards, so the shard directory can be loaded (or
-uploaded to the Hub) as it is. A YAML header lists every shard as a config with its data file and declares the
-license; the body gives provenance (sources and their checksums, the merge and split params) and, per shard,
-its records, md5 and category counts; and the leakage and contamination certificate's headline numbers, with the
-evaluation files checked (name, path, sha256).
-"""
+"""The dataset card: a Hugging Face README.md beside the shards, with every shard as a config, the license,
+provenance, per-shard counts and the leakage and contamination certificate's headline numbers."""
 from __future__ import annotations
 
 import json
@@ -15,19 +11,15 @@ from src.core.config import CardParams, SplitParams
 from src.core.errors import DatasetError
 from src.core.schema import CATEGORIES
 
-SHARE_ALIKE_PREFIX = "cc-by-sa-"
-
 
 def _quoted(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
 def card_license(card: CardParams, sources: Mapping[str, Mapping[str, object]]) -> str:
-    """The license the card declares: card.license, or the sources' when they agree. A share-alike source
-    license passes to the shards: a card declaring anything else is refused."""
+    """card.license, or the sources' when they agree. A share-alike source license must pass to the shards."""
     declared = {name: str(source["license"]) for name, source in sources.items() if source.get("license")}
-    share_alike = {name: license_id for name, license_id in declared.items()
-                   if license_id.startswith(SHARE_ALIKE_PREFIX)}
+    share_alike = {name: license_id for name, license_id in declared.items() if license_id.startswith("cc-by-sa-")}
     if len(set(share_alike.values())) > 1:
         raise DatasetError(f"raw.sources: share-alike licenses {', '.join(sorted(set(share_alike.values())))} "
                            "cannot be combined in one dataset; use sources under one of them")
@@ -46,35 +38,15 @@ def card_license(card: CardParams, sources: Mapping[str, Mapping[str, object]]) 
     return "other" if distinct else "unknown"
 
 
-def _certificate(headline: Mapping[str, object], eval_files: Mapping[str, Mapping[str, object]],
-                 ngram: int) -> list[str]:
-    """The card's summary of the leakage and contamination certificate, with the evaluation files checked."""
-    lines = ["## Leakage and contamination", "",
-             f"- records whose instruction and input already appear in an earlier shard: "
-             f"{headline['cross_shard_duplicates']}",
-             f"- record pairs across shards whose instruction and input are near-duplicates (MinHash, exact ones "
-             f"included): {headline['near_duplicate_pairs']}"]
-    if not eval_files:
-        return [*lines, "- contamination: no evaluation files were named (`contamination.eval`)", ""]
-    lines += [f"- records whose instruction or output shares {ngram} characters in a row with an evaluation file: "
-              f"{headline['contaminated_records']}", "",
-              f"| evaluation file | path | sha256 | items | distinct {ngram}-grams |",
-              "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {name} | `{found['path']}` | {found['sha256']} | {found['items']} | {found['ngrams']} |"
-              for name, found in eval_files.items()]
-    return [*lines, ""]
-
-
 def render_card(card: CardParams, split: SplitParams, provenance: Mapping[str, object], shards: pd.DataFrame,
                 categories: pd.DataFrame, file_name: str, placeholder: str, headline: Mapping[str, object],
                 eval_files: Mapping[str, Mapping[str, object]], ngram: int) -> str:
-    """README.md text for the shard directory. ``shards`` and ``categories`` are the split's per-shard tables
-    (src/sharding/tables.py), ``headline`` its metrics; ``eval_files`` what was read of each evaluation file, whose
-    n-grams have ``ngram`` characters."""
+    """README.md text. ``shards`` and ``categories`` are the split's per-shard tables (src/sharding/tables.py),
+    ``headline`` its metrics, ``eval_files`` what was read of each evaluation file."""
     sources: Mapping[str, Mapping[str, object]] = provenance["sources"]  # type: ignore[assignment]
     license_id = card_license(card, sources)
-    # The header, written line by line (a YAML dump of 1,024 configs takes a noticeable part of a second);
-    # strings are JSON-quoted, which YAML reads as they are.
+    # Written line by line: a YAML dump of 1,024 configs takes a noticeable part of a second. JSON-quoted strings
+    # are valid YAML.
     header = [f"license: {license_id}", "language:", "- ja", "task_categories:", "- text-generation",
               f"pretty_name: {_quoted(card.pretty_name)}", "configs:"]
     for name in shards["shard"]:
@@ -92,8 +64,7 @@ def render_card(card: CardParams, split: SplitParams, provenance: Mapping[str, o
              "| --- | --- | --- | --- | --- | --- |"]
     for name, source in sources.items():
         origin = source.get("path") or source.get("url") or f"built-in synthetic sample (seed {source.get('seed')})"
-        checksum = next((f"{algorithm} {source[algorithm]}" for algorithm in ("sha256", "md5") if algorithm in source),
-                        "-")
+        checksum = next((f"{key} {source[key]}" for key in ("sha256", "md5") if key in source), "-")
         lines.append(f"| {name} | `{origin}` | {checksum} | {source.get('license') or '-'} | {source['records']} | "
                      f"{source['kept']} |")
     merge: Mapping[str, object] = provenance["merge"]  # type: ignore[assignment]
@@ -108,5 +79,18 @@ def render_card(card: CardParams, split: SplitParams, provenance: Mapping[str, o
     for shard in shards.itertuples():
         lines.append(f"| {shard.shard} | [{shard.start}, {shard.stop}) | {shard.records} | `{shard.md5}` | "
                      + " | ".join(map(str, counts.loc[shard.shard])) + " |")
-    lines += ["", *_certificate(headline, eval_files, ngram)]
-    return "\n".join(lines)
+    lines += ["", "## Leakage and contamination", "",
+              "- records whose instruction and input already appear in an earlier shard: "
+              f"{headline['cross_shard_duplicates']}",
+              "- record pairs across shards whose instruction and input are near-duplicates (MinHash, exact ones "
+              f"included): {headline['near_duplicate_pairs']}"]
+    if not eval_files:
+        lines.append("- contamination: no evaluation files were named (`contamination.eval`)")
+    else:
+        lines += [f"- records whose instruction or output shares {ngram} characters in a row with an evaluation "
+                  f"file: {headline['contaminated_records']}", "",
+                  f"| evaluation file | path | sha256 | items | distinct {ngram}-grams |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {name} | `{found['path']}` | {found['sha256']} | {found['items']} | {found['ngrams']} |"
+                  for name, found in eval_files.items()]
+    return "\n".join([*lines, ""])
