@@ -90,9 +90,10 @@ def _in_order(merged: Path, index: RecordIndex, order: np.ndarray) -> Iterator[C
             for offset in rows["offset"].tolist():
                 stream.seek(offset)
                 lines.append(stream.readline())
-            ends = np.cumsum(line_lengths(lines))
+            lengths = line_lengths(lines)
+            ends = np.cumsum(lengths)
             block = bytearray(b"".join(lines))
-            starts = ends - line_lengths(lines)
+            starts = ends - lengths
             check_block(merged, block, starts, ends, rows, "merge")
             yield Chunk(block, starts, ends, records, rows)
 
