@@ -5,6 +5,8 @@ in file order, they give the output and the first problem of reading the file li
 """
 from __future__ import annotations
 
+import ctypes
+import gc
 import io
 import itertools
 import multiprocessing
@@ -27,6 +29,7 @@ from src.sources.readers import Digest, JsonLines, index_digest, validate_record
 BATCH_BYTES = 1 << 20  # JSON Lines handed to a worker at a time
 BATCH_RECORDS = 4096  # records of other sources encoded at a time
 BATCHES_AHEAD = 2  # batches per worker queued ahead of the one being written
+M_ARENA_MAX = -8  # glibc's mallopt() parameter
 MAX_WORKERS = 3  # each adds about 24 MiB (measured); beyond 3, the stage's own reading and writing bound the speed
 
 
@@ -117,6 +120,10 @@ class Workers(ProcessPoolExecutor):
     def __init__(self) -> None:
         self.count = min(len(os.sched_getaffinity(0)), MAX_WORKERS)
         super().__init__(self.count, mp_context=multiprocessing.get_context("fork"))
+        # Memory stays flat only if the pages forked stay shared: a garbage collection writes to every object it
+        # tracks, so those forked are frozen; and each thread's own malloc arena would keep its freed blocks apart.
+        gc.freeze()
+        getattr(ctypes.CDLL(None), "mallopt", lambda *_: 0)(M_ARENA_MAX, 1)  # glibc only
         self.submit(os.getpid)  # forks them all now
 
     def __exit__(self, *exc: object) -> None:

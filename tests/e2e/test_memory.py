@@ -3,14 +3,14 @@
 database (src/core/scratch.py) at most its 32 MB limit.
 
 Each stage script runs alone in a fresh process, at N and at 4N records: the built-in sample and a JSON Lines file
-of as many records, which the raw stage reads on its worker processes. N is large enough for every bounded buffer
-to have filled: the raw stage's batches in flight, the blocks queued behind the writers and what the allocator keeps
-of them reach their steady state only after a few hundred batches. Measured here at N and 4N: raw 148 and 153 MiB,
-merge 126 and 132 MiB, split 212 to 218 and 221 to 229 MiB (at 50,000 and 200,000 the raw stage is still warming
-up: 141 and 151 MiB). The peak is what the benchmark's wrapper (bench/measure.py) reads: the largest process's
-ru_maxrss, or the sampled peak of the proportional set sizes of the stage and the workers it forks, summed,
-whichever is larger. The split checks contamination against an evaluation file (outputs of other sample records),
-so every table it keeps is exercised.
+of as many records, which the raw stage reads on its worker processes. N is large enough for every bounded buffer to
+have filled: the raw stage's batches in flight, the blocks queued behind the writers and what the allocator keeps of
+them reach their steady state only after a few hundred batches. Measured here at N and 4N: raw 84 and 84 to 85 MiB,
+merge 128 to 131 and 129 MiB, split 203 and 210 MiB. The raw stage stays flat only because the pages its workers
+share with it stay shared (src/sources/encode.py's Workers): without that it measured 92 and 107 MiB. The peak is
+what the benchmark's wrapper (bench/measure.py) reads: the largest process's ru_maxrss, or the sampled peak of the
+proportional set sizes of the stage and the workers it forks, summed, whichever is larger. The split checks
+contamination against an evaluation file (outputs of other sample records), so every table it keeps is exercised.
 """
 from __future__ import annotations
 
