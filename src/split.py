@@ -58,11 +58,11 @@ def main(argv: Sequence[str]) -> None:
                         files.write(piece.shard, piece.lines)
                         shard_records.add(piece)
                     files.close()
-                    shard_records.summarise_leakage()  # while the shards are read back and hashed
+                    leakage = shard_records.leakage()  # grouped while the shards are read back and hashed
                     md5s = files.md5s()
                 written = [ShardFile(shard.name, shard.start, shard.stop, len(shard), size, md5)
                            for shard, size, md5 in zip(split.shards, files.bytes, md5s, strict=True)]
-                tables, headline = shard_records.tables(written)
+                tables, headline = shard_records.tables(written, leakage)
                 card = render_card(params.card, split, provenance, tables["shards"], tables["categories"],
                                    file_name, SHARD_PLACEHOLDER, headline, eval_set.files, eval_set.ngram)
                 write_durable(staging / Path(card_path).name, card.encode("utf-8"))

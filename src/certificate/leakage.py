@@ -12,7 +12,6 @@ import itertools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 
@@ -54,6 +53,12 @@ class PairCounts:
         del examples[EXAMPLES_PER_PAIR:]
 
 
+@dataclass(frozen=True)
+class Leakage:
+    cross_shard_duplicates: int  # records whose instruction and input already appear in an earlier shard
+    pairs: dict[tuple[int, int], PairCounts]  # per pair of shard numbers (a < b) that share anything
+
+
 class LeakageTally(ScratchTables):
     """The prompts of the records written to each shard, and what they share across shards."""
 
@@ -74,16 +79,8 @@ class LeakageTally(ScratchTables):
         rows["shard"], rows["record"], rows["offset"] = shard, records, offsets
         self._spill.add(rows, rows["high"])
 
-    def cross_shard_duplicates(self) -> int:
-        """Records whose instruction and input already appear in an earlier shard."""
-        return self._summary[0]
-
-    def pairs(self) -> dict[tuple[int, int], PairCounts]:
-        """Per pair of shard numbers (a < b) that share anything: what they share."""
-        return self._summary[1]
-
-    @cached_property
-    def _summary(self) -> tuple[int, dict[tuple[int, int], PairCounts]]:
+    def summary(self) -> Leakage:
+        """What the shards share, once the last record is added (the slow part: every prompt is signed)."""
         counts: dict[tuple[int, int], PairCounts] = defaultdict(PairCounts)
         with NearDuplicatePairs(self.params, self._spill.rows) as index:
             cross_shard = sum(self._group(rows, counts, index) for rows in self._spill.partitions())
@@ -98,7 +95,7 @@ class LeakageTally(ScratchTables):
                 "WHERE x.shard != y.shard"):
             example = (first_a, first_b, score) if a < b else (first_b, first_a, score)
             counts[min(a, b), max(a, b)].add(records_a * records_b, example, False, (first, second, a, b))
-        return cross_shard, dict(sorted(counts.items()))
+        return Leakage(cross_shard, dict(sorted(counts.items())))
 
     def _group(self, rows: np.ndarray, counts: dict[tuple[int, int], PairCounts], index: NearDuplicatePairs) -> int:
         """Store one spill file's prompts per shard, count their exact pairs and sign each prompt once; return its

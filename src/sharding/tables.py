@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from src.certificate.contamination import EvalSet
-from src.certificate.leakage import LeakageTally, PromptReader, leakage_rows
+from src.certificate.leakage import Leakage, LeakageTally, PromptReader, leakage_rows
 from src.core.config import NearDuplicateParams
 from src.core.schema import CATEGORIES
 from src.output.files import IntegerChunks
@@ -64,12 +64,12 @@ class ShardRecords:
             with open(self._indices_file(piece.shard), "ab") as indices:
                 contaminated.tofile(indices)
 
-    def summarise_leakage(self) -> None:
-        """Group what the shards share (the slow part of tables()), once the last record is added."""
-        self._leakage.pairs()
+    def leakage(self) -> Leakage:
+        """What the shards share, once the last record is added (src/certificate/leakage.py)."""
+        return self._leakage.summary()
 
-    def tables(self, files: Sequence[ShardFile]) -> tuple[dict[str, pd.DataFrame | list[dict]],
-                                                          dict[str, int | float]]:
+    def tables(self, files: Sequence[ShardFile], leakage: Leakage) -> tuple[dict[str, pd.DataFrame | list[dict]],
+                                                                            dict[str, int | float]]:
         """The detail tables by name (the per-shard ones as DataFrames, the certificate's as rows), and the
         headline metrics; once the last record is added."""
         names = [shard.name for shard in files]
@@ -77,7 +77,8 @@ class ShardRecords:
         sizes = pd.DataFrame([shard.__dict__ for shard in files]).rename(columns={"name": "shard"})
         shards = sizes[["shard", "records", "bytes", "md5", "start", "stop"]].assign(
             with_input=stats["with_input"].to_numpy(),
-            **{f"mean_chars_{field}": [mean_chars(row)[field] for _, row in stats.iterrows()] for field in TEXT_FIELDS})
+            **{f"mean_chars_{field}": [mean_chars(row)[field] for row in stats.to_dict("records")]
+               for field in TEXT_FIELDS})
         counts = stats[list(CATEGORIES)]
         share = (100 * counts).div(sizes["records"].clip(lower=1).to_numpy(), axis=0)
         whole_share = 100 * counts.sum() / max(int(counts.to_numpy().sum()), 1)
@@ -93,9 +94,8 @@ class ShardRecords:
             "chars": np.tile(LENGTH_LABELS, len(names)),
             "records": stats[LENGTH_LABELS].to_numpy().ravel()})
         contaminated = self._contaminated.tolist()
-        pairs = self._leakage.pairs()
         tables = {"shards": shards, "categories": categories, "lengths": lengths,
-                  "leakage": leakage_rows(pairs, names),
+                  "leakage": leakage_rows(leakage.pairs, names),
                   "contamination": [{"shard": name, "records": shard.records, "contaminated": int(count),
                                      "indices": IntegerChunks(partial(self._indices, number))}
                                     for number, (name, shard, count) in enumerate(zip(names, files, contaminated,
@@ -104,8 +104,8 @@ class ShardRecords:
                     "records_max": int(sizes["records"].max()), "bytes_min": int(sizes["bytes"].min()),
                     "bytes_max": int(sizes["bytes"].max()),
                     "category_deviation_max": round(float(categories["deviation"].abs().max()), 2),
-                    "cross_shard_duplicates": self._leakage.cross_shard_duplicates(),
-                    "near_duplicate_pairs": sum(counts.near_duplicate_pairs for counts in pairs.values()),
+                    "cross_shard_duplicates": leakage.cross_shard_duplicates,
+                    "near_duplicate_pairs": sum(counts.near_duplicate_pairs for counts in leakage.pairs.values()),
                     "contaminated_records": sum(contaminated)}
         return tables, headline
 

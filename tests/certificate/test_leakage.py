@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from src.certificate.leakage import EXAMPLES_PER_PAIR, MAX_PAIR_ROWS, LeakageTally, PairCounts, leakage_rows
+from src.certificate.leakage import EXAMPLES_PER_PAIR, MAX_PAIR_ROWS, Leakage, LeakageTally, PairCounts, leakage_rows
 from src.core import spill
 from src.core.config import NearDuplicateParams
 from src.records.lines import prompt_bytes, shard_line
@@ -44,8 +44,9 @@ def test_pairs_per_pair_of_shards_are_counted_from_group_sizes(monkeypatch, chun
                                                                bucket_records: int) -> None:
     monkeypatch.setattr(spill, "PARTITION_RECORDS", bucket_records)  # spread over several spill files
     with tally_of(RECORDS, chunk_records) as tally:
-        assert tally.cross_shard_duplicates() == 4  # 5, 6, 7 repeat P of shard 0; 8 repeats Q of shard 0
-        rows = leakage_rows(tally.pairs(), ["1_of_4", "2_of_4", "3_of_4", "4_of_4"])
+        leakage = tally.summary()
+    assert leakage.cross_shard_duplicates == 4  # 5, 6, 7 repeat P of shard 0; 8 repeats Q of shard 0
+    rows = leakage_rows(leakage.pairs, ["1_of_4", "2_of_4", "3_of_4", "4_of_4"])
     counts = {(row["shard_a"][0], row["shard_b"][0]): (row["exact_pairs"], row["near_duplicate_pairs"])
               for row in rows}
     assert counts == {
@@ -67,7 +68,7 @@ def test_examples_are_capped_per_pair_and_are_the_earliest_prompts(monkeypatch, 
         records += [(0, 2 * number, prompt(f"質問{number}")), (1, 2 * number + 1, prompt(f"質問{number}"))]
     records.sort(key=lambda record: record[0])
     with tally_of(records) as tally:
-        (row,) = leakage_rows(tally.pairs(), ["1_of_2", "2_of_2"])
+        (row,) = leakage_rows(tally.summary().pairs, ["1_of_2", "2_of_2"])
     assert row["exact_pairs"] == EXAMPLES_PER_PAIR + 2
     assert [(e["a"], e["b"]) for e in row["examples"]["exact"]] == [(0, 1), (2, 3), (4, 5)]
 
@@ -77,15 +78,15 @@ def test_a_prompt_is_identified_by_its_earliest_record_in_any_shard() -> None:
     records = [(0, 9, prompt("同じ質問")), (0, 4, prompt("別の質問")), (1, 2, prompt("同じ質問")),
                (1, 7, prompt("同じ質問"))]
     with tally_of(records) as tally:
-        assert tally.cross_shard_duplicates() == 2
-        (row,) = leakage_rows(tally.pairs(), ["1_of_2", "2_of_2"])
+        leakage = tally.summary()
+    assert leakage.cross_shard_duplicates == 2
+    (row,) = leakage_rows(leakage.pairs, ["1_of_2", "2_of_2"])
     assert (row["exact_pairs"], row["examples"]["exact"]) == (2, [{"a": 9, "b": 2, "similarity": 1.0}])
 
 
 def test_shards_that_share_nothing_have_no_row() -> None:
     with tally_of([(0, 0, prompt("一つ目の質問です。")), (1, 1, prompt("二つ目のまったく違う質問。"))]) as tally:
-        assert tally.cross_shard_duplicates() == 0
-        assert tally.pairs() == {}
+        assert tally.summary() == Leakage(cross_shard_duplicates=0, pairs={})
 
 
 def test_beyond_the_row_cap_the_pairs_that_leak_most_are_kept_in_shard_order() -> None:
